@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { ConfigError } from './config/config.errors.js';
+import { loadConfig } from './config/config.loader.js';
+import type { BastionConfig } from './config/config.schema.js';
+import { assertSafeBind, startHttpServer } from './main.js';
+import { VERSION } from './mcp/server-info.js';
+import { runStdio } from './mcp/stdio.runner.js';
+import { createRuntime } from './runtime.js';
+
+interface CommonFlags {
+  workspace?: string;
+  config?: string;
+  readOnly?: boolean;
+  dataDir?: string;
+}
+
+interface ServeFlags extends CommonFlags {
+  host?: string;
+  port?: string;
+}
+
+function configFrom(flags: ServeFlags): BastionConfig {
+  return loadConfig({
+    ...(flags.config ? { file: flags.config } : {}),
+    overrides: {
+      'server.host': flags.host,
+      'server.port': flags.port,
+      'workspace.root': flags.workspace,
+      'workspace.readOnly': flags.readOnly ? true : undefined,
+      dataDir: flags.dataDir,
+    },
+  });
+}
+
+async function serve(flags: ServeFlags): Promise<void> {
+  const config = configFrom(flags);
+  assertSafeBind(config);
+  mkdirSync(path.resolve(config.dataDir), { recursive: true });
+  const runtime = await createRuntime(config);
+  const server = await startHttpServer(runtime);
+  runtime.logger.info({ url: server.url, readOnly: config.workspace.readOnly }, 'bastion serving');
+  process.stderr.write(
+    `Bastion ${VERSION} serving MCP at ${server.url} (workspace ${config.workspace.root}${config.workspace.readOnly ? ', read-only' : ''})\n`,
+  );
+  onShutdown(config.server.shutdownGraceMs, () => server.close(), runtime.logger);
+}
+
+async function stdio(flags: CommonFlags): Promise<void> {
+  const config = configFrom(flags);
+  const runtime = await createRuntime(config);
+  const handle = runStdio(runtime);
+  onShutdown(config.server.shutdownGraceMs, () => handle.close(), runtime.logger);
+}
+
+/** Stops taking work on SIGINT/SIGTERM, lets in-flight requests finish within the grace period, then exits. */
+function onShutdown(
+  graceMs: number,
+  close: () => Promise<void>,
+  logger: { info: (o: object, m: string) => void },
+): void {
+  let closing = false;
+  const stop = (signal: string): void => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => process.exit(1), graceMs);
+    timer.unref();
+    close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+function fail(error: unknown): never {
+  if (error instanceof ConfigError || error instanceof Error) {
+    process.stderr.write(`bastion: ${error.message}\n`);
+  } else {
+    process.stderr.write('bastion: failed to start\n');
+  }
+  process.exit(2);
+}
+
+const program = new Command()
+  .name('bastion')
+  .description('A production MCP server: a sandboxed workspace over Streamable HTTP and stdio.')
+  .version(VERSION, '-v, --version');
+
+const common = (command: Command): Command =>
+  command
+    .addOption(
+      new Option('--workspace <dir>', 'workspace directory (BASTION_WORKSPACE; default ./workspace)'),
+    )
+    .addOption(new Option('--config <file>', 'config file, JSON or YAML (BASTION_CONFIG)'))
+    .addOption(new Option('--read-only', 'refuse every change to the workspace (BASTION_READ_ONLY)'))
+    .addOption(
+      new Option('--data-dir <dir>', 'directory for Bastion state (BASTION_DATA_DIR; default ./data)'),
+    );
+
+common(
+  program
+    .command('serve')
+    .description('serve MCP over Streamable HTTP at /mcp')
+    .addOption(new Option('--host <host>', 'address to bind (BASTION_HOST; default 127.0.0.1)'))
+    .addOption(new Option('--port <port>', 'port to listen on (BASTION_PORT; default 3000)')),
+).action((flags: ServeFlags) => serve(flags).catch(fail));
+
+common(program.command('stdio').description('serve MCP over stdin/stdout for a local client')).action(
+  (flags: CommonFlags) => stdio(flags).catch(fail),
+);
+
+program.parseAsync(process.argv).catch(fail);

@@ -1,0 +1,30 @@
+/**
+ * The BASTION_* variables and the config key each one sets. Only these are read;
+ * an unknown BASTION_* variable is a configuration error (a typo would otherwise be silently ignored).
+ */
+export const ENV_KEYS: Readonly<Record<string, string>> = {
+  BASTION_HOST: 'server.host',
+  BASTION_PORT: 'server.port',
+  BASTION_BODY_LIMIT_BYTES: 'server.bodyLimitBytes',
+  BASTION_ALLOWED_ORIGINS: 'server.allowedOrigins',
+  BASTION_ALLOWED_HOSTS: 'server.allowedHosts',
+  BASTION_REQUEST_TIMEOUT_MS: 'server.requestTimeoutMs',
+  BASTION_SHUTDOWN_GRACE_MS: 'server.shutdownGraceMs',
+  BASTION_AUTH: 'auth.mode',
+  BASTION_WORKSPACE: 'workspace.root',
+  BASTION_READ_ONLY: 'workspace.readOnly',
+  BASTION_DENY_PATTERNS: 'workspace.denyPatterns',
+  BASTION_MAX_FILE_BYTES: 'workspace.limits.maxFileBytes',
+  BASTION_MAX_RESPONSE_BYTES: 'workspace.limits.maxResponseBytes',
+  BASTION_MAX_WRITE_BYTES: 'workspace.limits.maxWriteBytes',
+  BASTION_MAX_LIST_ENTRIES: 'workspace.limits.maxListEntries',
+  BASTION_MAX_WALK_ENTRIES: 'workspace.limits.maxWalkEntries',
+  BASTION_MAX_DEPTH: 'workspace.limits.maxDepth',
+  BASTION_SEARCH_TIME_MS: 'workspace.limits.searchTimeMs',
+  BASTION_MAX_MATCHES: 'workspace.limits.maxMatches',
+  BASTION_DATA_DIR: 'dataDir',
+  BASTION_LOG_LEVEL: 'log.level',
+};
+
+/** Variables read by the loader itself rather than mapped onto a key. */
+export const LOADER_ENV = ['BASTION_CONFIG'] as const;

@@ -1,0 +1,94 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError } from './config.errors.js';
+import { loadConfig } from './config.loader.js';
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'bastion-config-'));
+
+describe('loadConfig', () => {
+  it('serves loopback on port 3000 over ./workspace by default', () => {
+    const config = loadConfig({ env: {}, cwd: tmp() });
+    expect(config.server).toMatchObject({ host: '127.0.0.1', port: 3000 });
+    expect(config.workspace).toMatchObject({ root: './workspace', readOnly: false });
+    expect(config.workspace.denyPatterns).toContain('**/.env*');
+  });
+
+  it('layers defaults < file < environment < overrides', () => {
+    const dir = tmp();
+    const file = path.join(dir, 'bastion.yaml');
+    writeFileSync(file, 'server:\n  port: 4000\n  host: 127.0.0.2\nworkspace:\n  readOnly: true\n');
+    const config = loadConfig({
+      env: { BASTION_PORT: '5000' },
+      file,
+      cwd: dir,
+      overrides: { 'workspace.root': '/srv/ws' },
+    });
+    expect(config.server.port).toBe(5000);
+    expect(config.server.host).toBe('127.0.0.2');
+    expect(config.workspace.readOnly).toBe(true);
+    expect(config.workspace.root).toBe('/srv/ws');
+  });
+
+  it('reads config/bastion.json from the working directory when no file is named', () => {
+    const dir = tmp();
+    mkdirSync(path.join(dir, 'config'));
+    writeFileSync(path.join(dir, 'config', 'bastion.json'), JSON.stringify({ log: { level: 'warn' } }));
+    expect(loadConfig({ env: {}, cwd: dir }).log.level).toBe('warn');
+  });
+
+  it('parses lists and booleans from the environment', () => {
+    const config = loadConfig({
+      env: { BASTION_ALLOWED_ORIGINS: 'https://a.example, https://b.example', BASTION_READ_ONLY: 'yes' },
+      cwd: tmp(),
+    });
+    expect(config.server.allowedOrigins).toEqual(['https://a.example', 'https://b.example']);
+    expect(config.workspace.readOnly).toBe(true);
+  });
+
+  it('names every bad key in one error and never echoes a value', () => {
+    const secretish = 'hunter2-not-a-port';
+    let error: unknown;
+    try {
+      loadConfig({
+        env: {
+          BASTION_PORT: secretish,
+          BASTION_READ_ONLY: 'maybe',
+          BASTION_PORTT: '1',
+          BASTION_LOG_LEVEL: 'loud',
+        },
+        cwd: tmp(),
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toContain('server.port');
+    expect(message).toContain('workspace.readOnly');
+    expect(message).toContain('BASTION_PORTT: unknown variable');
+    expect(message).toContain('log.level');
+    expect(message).not.toContain(secretish);
+    expect(message).not.toContain('maybe');
+  });
+
+  it('rejects unknown keys in the file', () => {
+    const dir = tmp();
+    const file = path.join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ server: { prot: 1 }, extra: true }));
+    expect(() => loadConfig({ env: {}, file, cwd: dir })).toThrow(
+      /server\.prot: unknown key[\s\S]*extra: unknown key|extra: unknown key[\s\S]*server\.prot: unknown key/,
+    );
+  });
+
+  it('reports an unreadable or malformed file without its content', () => {
+    const dir = tmp();
+    const file = path.join(dir, 'c.json');
+    writeFileSync(file, '{ "server": ');
+    expect(() => loadConfig({ env: {}, file, cwd: dir })).toThrow(/c\.json: not valid JSON/);
+    expect(() => loadConfig({ env: {}, file: path.join(dir, 'missing.yaml'), cwd: dir })).toThrow(
+      /cannot be read/,
+    );
+  });
+});

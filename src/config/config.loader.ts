@@ -1,0 +1,100 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ENV_KEYS, LOADER_ENV } from './config.env.js';
+import { ConfigError } from './config.errors.js';
+import { configSchema, type BastionConfig } from './config.schema.js';
+
+type Tree = Record<string, unknown>;
+
+export interface LoadConfigOptions {
+  /** Environment to read BASTION_* from; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** A config file; when absent, BASTION_CONFIG or config/bastion.{yaml,yml,json} under cwd if present. */
+  file?: string;
+  /** Values that win over everything (command-line flags), keyed by dotted config key. */
+  overrides?: Record<string, unknown>;
+  cwd?: string;
+}
+
+const DEFAULT_FILES = ['config/bastion.yaml', 'config/bastion.yml', 'config/bastion.json'];
+
+/** Builds the config: defaults < config file < BASTION_* environment < overrides; validated once. */
+export function loadConfig(options: LoadConfigOptions = {}): BastionConfig {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const problems: string[] = [];
+
+  const file =
+    options.file ?? env.BASTION_CONFIG ?? DEFAULT_FILES.map((f) => path.join(cwd, f)).find(existsSync);
+  const tree: Tree = file ? readConfigFile(path.resolve(cwd, file), problems) : {};
+
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('BASTION_') || value === undefined) continue;
+    const key = ENV_KEYS[name];
+    if (key) setPath(tree, key, value);
+    else if (!(LOADER_ENV as readonly string[]).includes(name)) problems.push(`${name}: unknown variable`);
+  }
+  for (const [key, value] of Object.entries(options.overrides ?? {})) {
+    if (value !== undefined) setPath(tree, key, value);
+  }
+
+  const parsed = configSchema.safeParse(tree);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(describeIssue(issue));
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  return Object.freeze(parsed.data);
+}
+
+function readConfigFile(file: string, problems: string[]): Tree {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    problems.push(`config file ${path.basename(file)}: cannot be read`);
+    return {};
+  }
+  try {
+    const value: unknown = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    if (value === null || value === undefined) return {};
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      problems.push(`config file ${path.basename(file)}: must hold an object`);
+      return {};
+    }
+    return value as Tree;
+  } catch {
+    problems.push(
+      `config file ${path.basename(file)}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}`,
+    );
+    return {};
+  }
+}
+
+function setPath(tree: Tree, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let node = tree;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[part] = {};
+    node = node[part] as Tree;
+  }
+  node[parts[parts.length - 1] as string] = value;
+}
+
+interface Issue {
+  path: PropertyKey[];
+  code: string;
+  message: string;
+  keys?: string[];
+}
+
+// Messages name the key and what was expected; zod's own text never repeats the received value.
+function describeIssue(issue: Issue): string {
+  const key = issue.path.map(String).join('.') || '(root)';
+  if (issue.code === 'unrecognized_keys') {
+    const prefix = issue.path.length ? `${key}.` : '';
+    return (issue.keys ?? []).map((k) => `${prefix}${k}: unknown key`).join('; ');
+  }
+  return `${key}: ${issue.message}`;
+}

@@ -1,0 +1,98 @@
+import { z } from 'zod';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Globs hidden from every listing and refused by every tool, unless the operator replaces the list. */
+export const DEFAULT_DENY_PATTERNS = ['.git', '.git/**', '**/.env*', '**/*.pem', '**/*.key', '**/id_rsa*'];
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const bool = z.preprocess((value) => {
+  if (typeof value !== 'string') return value;
+  const v = value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  return value;
+}, z.boolean());
+const stringList = z.preprocess(
+  (value) =>
+    typeof value === 'string'
+      ? value
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : value,
+  z.array(z.string()),
+);
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: port.default(3000),
+        /** Largest accepted request body; larger bodies get 413 before parsing. */
+        bodyLimitBytes: positiveInt.default(4 * MiB),
+        /** Browser origins allowed to call /mcp (DNS-rebinding rule); requests without Origin always pass. */
+        allowedOrigins: stringList.default([]),
+        /** Host header values accepted in addition to the bind address and the loopback names. */
+        allowedHosts: stringList.default([]),
+        /** Time allowed for a request before it is aborted. */
+        requestTimeoutMs: positiveInt.default(120_000),
+        /** Time given to in-flight requests on shutdown before the process exits. */
+        shutdownGraceMs: positiveInt.default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    auth: z
+      .object({
+        mode: z.enum(['none']).default('none'),
+      })
+      .strict()
+      .prefault({}),
+    workspace: z
+      .object({
+        root: z.string().min(1).default('./workspace'),
+        readOnly: bool.default(false),
+        denyPatterns: stringList.default(DEFAULT_DENY_PATTERNS),
+        limits: z
+          .object({
+            /** Largest file a tool reads (checked before reading). */
+            maxFileBytes: positiveInt.default(10 * MiB),
+            /** Largest tool result, text and structured copies together. */
+            maxResponseBytes: positiveInt.default(4 * MiB),
+            /** Largest content accepted by write_file and edit_file. */
+            maxWriteBytes: positiveInt.default(10 * MiB),
+            /** Entries returned by one listing. */
+            maxListEntries: positiveInt.default(5_000),
+            /** Entries visited by one tree or search walk. */
+            maxWalkEntries: positiveInt.default(50_000),
+            /** Directory depth a tree or search descends. */
+            maxDepth: positiveInt.default(32),
+            /** Wall time of one search, tree or grep. */
+            searchTimeMs: positiveInt.default(5_000),
+            /** Matches returned by search_files and grep_files. */
+            maxMatches: positiveInt.default(1_000),
+            /** Characters in a glob or regex pattern. */
+            maxPatternLength: positiveInt.default(1_024),
+            /** Files read by one read_multiple_files call. */
+            maxFilesPerRead: positiveInt.default(64),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    dataDir: z.string().min(1).default('./data'),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type BastionConfig = z.infer<typeof configSchema>;
+export type WorkspaceLimits = BastionConfig['workspace']['limits'];

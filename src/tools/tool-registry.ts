@@ -1,0 +1,180 @@
+import { z } from 'zod';
+import type { Principal } from '../auth/principal.js';
+import { BastionError } from '../common/bastion-error.js';
+import { SandboxRefusal } from '../workspace/sandbox.errors.js';
+import type { Tool, ToolAnnotations, ToolContext, ToolResult } from './tool.js';
+import { InvalidToolCall, ToolRefusal } from './tool.errors.js';
+
+/** A tool as clients see it in tools/list. */
+export interface ToolDescriptor {
+  name: string;
+  title: string;
+  description: string;
+  inputSchema: Record<string, unknown>;
+  outputSchema?: Record<string, unknown>;
+  annotations: ToolAnnotations;
+}
+
+export type CallOutcome = 'ok' | 'refused' | 'error';
+
+/** Told about every call that passes the door (audit and metrics attach here). */
+export type CallObserver = (event: {
+  tool: string;
+  principal: Principal;
+  outcome: CallOutcome;
+  code?: string;
+  durationMs: number;
+  requestId: string;
+}) => void;
+
+interface Entry {
+  tool: Tool;
+  descriptor: ToolDescriptor;
+}
+
+/**
+ * The catalogue of tools and the one door every call goes through, whoever the caller:
+ * lookup -> authorization (scope) -> validation (schema) -> handler (sandbox) -> response cap -> observers.
+ * Schemas are converted once, here, not per request.
+ */
+export class ToolRegistry {
+  private readonly entries = new Map<string, Entry>();
+  private readonly listCache = new Map<string, ToolDescriptor[]>();
+  private readonly observers: CallObserver[] = [];
+
+  constructor(
+    tools: readonly Tool[],
+    private readonly maxResponseBytes: number,
+  ) {
+    for (const tool of tools) {
+      if (this.entries.has(tool.name)) throw new Error(`Tool ${tool.name} is registered twice.`);
+      this.entries.set(tool.name, { tool, descriptor: describe(tool) });
+    }
+  }
+
+  observe(observer: CallObserver): void {
+    this.observers.push(observer);
+  }
+
+  /** The tools this principal may call. */
+  list(principal: Principal): ToolDescriptor[] {
+    const key = [...principal.scopes].sort().join(',');
+    let list = this.listCache.get(key);
+    if (!list) {
+      list = [...this.entries.values()]
+        .filter((e) => principal.scopes.has(e.tool.scope))
+        .map((e) => e.descriptor);
+      this.listCache.set(key, list);
+    }
+    return list;
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  /**
+   * Calls a tool for a principal. Throws InvalidToolCall for an unknown tool or bad arguments (a protocol
+   * error); every refusal or failure after that is a tool result with isError, whose message is safe to show.
+   */
+  async invoke(name: string, args: unknown, ctx: ToolContext): Promise<ToolResult> {
+    const entry = this.entries.get(name);
+    if (!entry)
+      throw new InvalidToolCall('unknown_tool', `Unknown tool: ${JSON.stringify(name.slice(0, 100))}`);
+    const started = performance.now();
+    const finish = (result: ToolResult, outcome: CallOutcome, code?: string): ToolResult => {
+      const event = {
+        tool: name,
+        principal: ctx.principal,
+        outcome,
+        durationMs: performance.now() - started,
+        requestId: ctx.requestId,
+      };
+      for (const observer of this.observers) observer(code ? { ...event, code } : event);
+      return result;
+    };
+
+    const { tool } = entry;
+    if (!ctx.principal.scopes.has(tool.scope)) {
+      const why = tool.scope === 'files:write' ? ' (the workspace is read-only for this client)' : '';
+      return finish(
+        errorResult(`Refused: ${name} needs the ${tool.scope} scope${why}.`),
+        'refused',
+        'forbidden',
+      );
+    }
+
+    const parsed = tool.input.safeParse(args ?? {});
+    if (!parsed.success) {
+      const details = parsed.error.issues.map(
+        (i) => `${i.path.map(String).join('.') || '(arguments)'}: ${i.message}`,
+      );
+      throw new InvalidToolCall(
+        'invalid_arguments',
+        `Invalid arguments for ${name}: ${details.join('; ')}`,
+        details,
+      );
+    }
+
+    try {
+      const result = await tool.handler(parsed.data, ctx);
+      if (responseBytes(result) > this.maxResponseBytes) {
+        return finish(
+          errorResult(
+            `Refused: the result of ${name} is over the ${this.maxResponseBytes}-byte response limit. Ask for less (a narrower path, head or tail, fewer files).`,
+          ),
+          'refused',
+          'too_large',
+        );
+      }
+      return finish(result, result.isError ? 'refused' : 'ok');
+    } catch (error) {
+      if (error instanceof SandboxRefusal || error instanceof ToolRefusal) {
+        return finish(errorResult(error.message), 'refused', error.code);
+      }
+      if (ctx.signal.aborted)
+        return finish(errorResult(`${name} was cancelled or timed out.`), 'refused', 'aborted');
+      ctx.logger.error({ err: error, tool: name, requestId: ctx.requestId }, 'tool failed');
+      const code = error instanceof BastionError ? error.code : 'internal';
+      return finish(
+        errorResult(`${name} failed with an internal error (request ${ctx.requestId}).`),
+        'error',
+        code,
+      );
+    }
+  }
+}
+
+export function errorResult(message: string): ToolResult {
+  return { content: [{ type: 'text', text: message }], isError: true };
+}
+
+function describe(tool: Tool): ToolDescriptor {
+  const descriptor: ToolDescriptor = {
+    name: tool.name,
+    title: tool.title,
+    description: tool.description,
+    inputSchema: jsonSchema(tool.input, 'input'),
+    annotations: { title: tool.title, ...tool.annotations },
+  };
+  if (tool.output) descriptor.outputSchema = jsonSchema(tool.output, 'output');
+  return descriptor;
+}
+
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >;
+  return rest;
+}
+
+function responseBytes(result: ToolResult): number {
+  let bytes = result.structuredContent ? Buffer.byteLength(JSON.stringify(result.structuredContent)) : 0;
+  for (const block of result.content) {
+    if (block.type === 'text') bytes += Buffer.byteLength(block.text);
+    else if (block.type === 'resource') bytes += (block.resource.blob ?? block.resource.text ?? '').length;
+    else bytes += block.data.length;
+  }
+  return bytes;
+}

@@ -1,0 +1,63 @@
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { Principal, Scope } from '../auth/principal.js';
+import type { Sandbox } from '../workspace/sandbox.js';
+
+export interface ToolAnnotations {
+  title?: string;
+  readOnlyHint: boolean;
+  destructiveHint: boolean;
+  idempotentHint: boolean;
+  openWorldHint: boolean;
+}
+
+export interface ProgressUpdate {
+  progress: number;
+  total?: number;
+  message?: string;
+}
+
+/** Everything a tool handler may know about its call. Handlers never see HTTP, sessions or models. */
+export interface ToolContext {
+  principal: Principal;
+  sandbox: Sandbox;
+  /** Aborted on timeout, cancellation or client disconnect. */
+  signal: AbortSignal;
+  logger: Logger;
+  requestId: string;
+  progress?: (update: ProgressUpdate) => Promise<void>;
+}
+
+export type ContentBlock =
+  | { type: 'text'; text: string }
+  | { type: 'image' | 'audio'; data: string; mimeType: string }
+  | { type: 'resource'; resource: { uri: string; mimeType?: string; blob?: string; text?: string } };
+
+export interface ToolResult {
+  content: ContentBlock[];
+  structuredContent?: Record<string, unknown>;
+  isError?: boolean;
+}
+
+export interface Tool<I extends z.ZodType = z.ZodType> {
+  name: string;
+  title: string;
+  description: string;
+  /** The scope a principal needs to see and call the tool. */
+  scope: Scope;
+  annotations: Omit<ToolAnnotations, 'title'>;
+  input: I;
+  /** Shape of structuredContent, when the result is data. */
+  output?: z.ZodType;
+  handler(args: z.output<I>, ctx: ToolContext): Promise<ToolResult>;
+}
+
+/** Declares a tool with its argument type inferred from the input schema. */
+export function defineTool<I extends z.ZodType>(tool: Tool<I>): Tool<I> {
+  return tool;
+}
+
+/** A result whose text block and structured copy carry the same data. */
+export function dataResult(text: string, structured: Record<string, unknown>): ToolResult {
+  return { content: [{ type: 'text', text }], structuredContent: structured };
+}

@@ -1,0 +1,66 @@
+import { constants, fstat, promises as fs, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const fstatAsync = promisify(fstat);
+
+/**
+ * Finds where an open descriptor really is, so the sandbox checks what was opened rather than the name
+ * that was checked. On Linux /proc/self/fd gives the kernel's answer, and names below an open directory are
+ * reached through it, so a directory swapped for a symlink after the check cannot redirect the operation.
+ * Elsewhere the descriptor's device and inode are compared with the expected path (weaker: the final use
+ * is by name).
+ */
+export interface FdLocator {
+  readonly anchored: boolean;
+  /** The real absolute path of an open descriptor, or null when it cannot be told. */
+  locate(fd: number, expected: string): Promise<string | null>;
+  /** A path naming `name` inside the directory open as `dirFd`, resolved from the descriptor itself. */
+  child(dirFd: number, dirReal: string, name: string): string;
+}
+
+const procLocator: FdLocator = {
+  anchored: true,
+  async locate(fd) {
+    try {
+      return await fs.readlink(`/proc/self/fd/${fd}`);
+    } catch {
+      return null;
+    }
+  },
+  child(dirFd, _dirReal, name) {
+    return name === '' ? `/proc/self/fd/${dirFd}` : `/proc/self/fd/${dirFd}/${name}`;
+  },
+};
+
+const inodeLocator: FdLocator = {
+  anchored: false,
+  async locate(fd, expected) {
+    try {
+      const [opened, named] = await Promise.all([fstatAsync(fd), fs.stat(expected)]);
+      return opened.dev === named.dev && opened.ino === named.ino ? expected : null;
+    } catch {
+      return null;
+    }
+  },
+  child(_dirFd, dirReal, name) {
+    return name === '' ? dirReal : path.join(dirReal, name);
+  },
+};
+
+function procWorks(): boolean {
+  try {
+    readdirSync('/proc/self/fd');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const fdLocator: FdLocator = process.platform === 'linux' && procWorks() ? procLocator : inodeLocator;
+
+export const O = {
+  readFile: constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY,
+  readDir: constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+  createExclusive: constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+} as const;

@@ -1,0 +1,260 @@
+import type { Stats } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { WorkspaceLimits } from '../config/config.schema.js';
+import { DirHandle } from './dir-handle.js';
+import { fdLocator, O, type FdLocator } from './fd-locator.js';
+import { PathPolicy } from './path-policy.js';
+import { quote, SandboxRefusal } from './sandbox.errors.js';
+
+export interface SandboxOptions {
+  root: string;
+  denyPatterns: readonly string[];
+  limits: WorkspaceLimits;
+  readOnly: boolean;
+  /** Create the root directory when it does not exist. */
+  createRoot?: boolean;
+}
+
+export interface OpenedFile {
+  handle: FileHandle;
+  stats: Stats;
+  /** Real path of the file relative to the workspace root. */
+  rel: string;
+}
+
+export interface ParentRef {
+  dir: DirHandle;
+  name: string;
+  /** Workspace-relative path of the target, under its real parent. */
+  rel: string;
+}
+
+/**
+ * The workspace, as every tool sees it. Layer one (PathPolicy) rules on the name a client sent; layer two
+ * resolves symlinks and requires the real location to stay inside the root; layer three opens without
+ * following a final link and checks, on the open descriptor, that what was opened is what was checked.
+ */
+export class Sandbox {
+  private constructor(
+    readonly policy: PathPolicy,
+    readonly limits: WorkspaceLimits,
+    readonly readOnly: boolean,
+    /** When set, only these workspace-relative subtrees are reachable (client roots narrow, never widen). */
+    readonly within: readonly string[] | null,
+    private readonly locator: FdLocator,
+  ) {}
+
+  static async create(options: SandboxOptions, locator: FdLocator = fdLocator): Promise<Sandbox> {
+    const configured = path.resolve(options.root);
+    if (options.createRoot) await fs.mkdir(configured, { recursive: true });
+    const root = await fs.realpath(configured);
+    const stats = await fs.stat(root);
+    if (!stats.isDirectory()) throw new Error('The workspace root is not a directory.');
+    const policy = new PathPolicy(root, options.denyPatterns, configured);
+    return new Sandbox(policy, options.limits, options.readOnly, null, locator);
+  }
+
+  /** A sandbox that reaches only the given workspace-relative subtrees of this one. */
+  narrow(subtrees: readonly string[]): Sandbox {
+    const inside = subtrees.filter((rel) => this.reachable(rel));
+    return new Sandbox(this.policy, this.limits, this.readOnly, inside, this.locator);
+  }
+
+  /** The directories a client may use, relative to the workspace root ('.' for the root itself). */
+  allowedDirectories(): string[] {
+    return this.within ? this.within.map((rel) => rel || '.') : ['.'];
+  }
+
+  /** Layer one: the normalized workspace-relative form of a client path. */
+  relative(clientPath: string): string {
+    const rel = this.policy.toRelative(clientPath);
+    if (!this.reachable(rel)) throw this.policy.outside(clientPath);
+    return rel;
+  }
+
+  /** Layer two: the real location of an existing path, after every symlink, inside the workspace. */
+  async resolveExisting(clientPath: string): Promise<{ rel: string; real: string }> {
+    const rel = this.relative(clientPath);
+    let real: string;
+    try {
+      real = await fs.realpath(this.policy.absolute(rel));
+    } catch (error) {
+      throw this.refusal(error, clientPath);
+    }
+    return { rel: this.checkReal(real, clientPath), real };
+  }
+
+  /** Opens an existing regular file for reading. */
+  async openFile(clientPath: string): Promise<OpenedFile> {
+    const { rel, real } = await this.resolveExisting(clientPath);
+    const handle = await this.open(real, O.readFile, clientPath);
+    try {
+      await this.verify(handle, real, clientPath);
+      const stats = await handle.stat();
+      if (stats.isDirectory()) {
+        throw new SandboxRefusal('is_a_directory', `Refused ${quote(clientPath)}: it is a directory, not a file.`);
+      }
+      if (!stats.isFile()) throw this.special(clientPath);
+      return { handle, stats, rel };
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /** Metadata of an existing file or directory (after symlinks), read from the opened descriptor. */
+  async inspect(clientPath: string): Promise<{ rel: string; stats: Stats }> {
+    const { rel, real } = await this.resolveExisting(clientPath);
+    const handle = await this.open(real, O.readFile, clientPath);
+    try {
+      await this.verify(handle, real, clientPath);
+      return { rel, stats: await handle.stat() };
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Opens an existing directory; names below it are reached through the descriptor. */
+  async openDir(clientPath: string): Promise<DirHandle> {
+    const { rel, real } = await this.resolveExisting(clientPath);
+    return this.openDirAt(rel, real, clientPath);
+  }
+
+  /** The verified parent directory of a path and the final name, for operations on the name itself. */
+  async openParent(clientPath: string): Promise<ParentRef> {
+    const rel = this.relative(clientPath);
+    if (rel === '') {
+      throw new SandboxRefusal('invalid_path', `Refused ${quote(clientPath)}: the workspace root itself cannot be changed.`);
+    }
+    const parentRel = path.posix.dirname(rel);
+    let real: string;
+    try {
+      real = await fs.realpath(this.policy.absolute(parentRel === '.' ? '' : parentRel));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new SandboxRefusal('not_found', `Refused ${quote(clientPath)}: its parent directory does not exist.`);
+      }
+      throw this.refusal(error, clientPath);
+    }
+    const dir = await this.openDirAt(this.checkReal(real, clientPath), real, clientPath);
+    const name = path.posix.basename(rel);
+    const target = dir.childRel(name);
+    try {
+      this.policy.assertAllowed(target, clientPath);
+      if (!this.reachable(target)) throw this.policy.outside(clientPath);
+    } catch (error) {
+      await dir.close();
+      throw error;
+    }
+    return { dir, name, rel: target };
+  }
+
+  assertWritable(clientPath: string): void {
+    if (this.readOnly) {
+      throw new SandboxRefusal('read_only', `Refused ${quote(clientPath)}: the workspace is read-only.`);
+    }
+  }
+
+  /** True when a real workspace-relative path may be shown (not denied, inside the narrowed subtrees). */
+  visible(rel: string): boolean {
+    return !this.policy.isHidden(rel) && this.reachable(rel);
+  }
+
+  /** Maps a filesystem error to a refusal that quotes only the client's path. */
+  refusal(error: unknown, clientPath: string): SandboxRefusal {
+    if (error instanceof SandboxRefusal) return error;
+    const code = (error as NodeJS.ErrnoException).code;
+    const q = quote(clientPath);
+    switch (code) {
+      case 'ENOENT':
+        return new SandboxRefusal('not_found', `${q} does not exist.`);
+      case 'ENOTDIR':
+        return new SandboxRefusal('not_a_directory', `Refused ${q}: a part of the path is not a directory.`);
+      case 'ELOOP':
+        return new SandboxRefusal('link_refused', `Refused ${q}: it is a symbolic link, or a loop of them.`);
+      case 'EISDIR':
+        return new SandboxRefusal('is_a_directory', `Refused ${q}: it is a directory.`);
+      case 'EEXIST':
+      case 'ENOTEMPTY':
+        return new SandboxRefusal('already_exists', `Refused ${q}: it already exists.`);
+      case 'ENXIO':
+      case 'EOPNOTSUPP':
+        return this.special(clientPath);
+      case 'EACCES':
+      case 'EPERM':
+        return new SandboxRefusal('io_error', `Refused ${q}: permission denied.`);
+      case 'ENAMETOOLONG':
+        return new SandboxRefusal('invalid_path', `Refused ${q}: the name is too long.`);
+      case 'ENOSPC':
+      case 'EDQUOT':
+        return new SandboxRefusal('io_error', `Could not write ${q}: no space left in the workspace.`);
+      default:
+        return new SandboxRefusal('io_error', `The operation on ${q} failed.`);
+    }
+  }
+
+  private async openDirAt(rel: string, real: string, clientPath: string): Promise<DirHandle> {
+    const handle = await this.open(real, O.readDir, clientPath);
+    try {
+      await this.verify(handle, real, clientPath);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    return new DirHandle(handle, rel, real, this.locator);
+  }
+
+  private async open(real: string, flags: number, clientPath: string): Promise<FileHandle> {
+    try {
+      return await fs.open(real, flags);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // Security: a final component that became a symlink after resolution (O_NOFOLLOW) is a race, not a path.
+      if (code === 'ELOOP') throw this.raced(clientPath);
+      if (code === 'ENOTDIR' && flags === O.readDir) {
+        throw new SandboxRefusal('not_a_directory', `Refused ${quote(clientPath)}: it is not a directory.`);
+      }
+      throw this.refusal(error, clientPath);
+    }
+  }
+
+  // Security: check what was opened, not the name that was checked.
+  private async verify(handle: FileHandle, real: string, clientPath: string): Promise<void> {
+    const located = await this.locator.locate(handle.fd, real);
+    if (located !== real) throw this.raced(clientPath);
+  }
+
+  private checkReal(real: string, clientPath: string): string {
+    const rel = this.policy.containedRelative(real);
+    if (rel === null) {
+      throw new SandboxRefusal(
+        'link_refused',
+        `Refused ${quote(clientPath)}: it leads outside the workspace through a symbolic link.`,
+      );
+    }
+    this.policy.assertAllowed(rel, clientPath);
+    if (!this.reachable(rel)) throw this.policy.outside(clientPath);
+    return rel;
+  }
+
+  private reachable(rel: string): boolean {
+    if (!this.within) return true;
+    return this.within.some((root) => root === '' || rel === root || rel.startsWith(`${root}/`));
+  }
+
+  private special(clientPath: string): SandboxRefusal {
+    return new SandboxRefusal(
+      'special_file',
+      `Refused ${quote(clientPath)}: it is a device, FIFO or socket, not a regular file.`,
+    );
+  }
+
+  private raced(clientPath: string): SandboxRefusal {
+    return new SandboxRefusal(
+      'link_refused',
+      `Refused ${quote(clientPath)}: the path changed while it was being opened (a symbolic link appeared).`,
+    );
+  }
+}

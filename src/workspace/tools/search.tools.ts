@@ -1,0 +1,178 @@
+import type { FileHandle } from 'node:fs/promises';
+import { RE2JS } from 're2js';
+import { z } from 'zod';
+import { dataResult, defineTool } from '../../tools/tool.js';
+import { compileGlob, compileGlobs } from '../glob.js';
+import type { Sandbox } from '../sandbox.js';
+import { walk, type WalkEntry, type WalkOutcome } from '../workspace-walk.js';
+import { checkPatterns, compilePattern } from './patterns.js';
+
+const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
+const MAX_LINE_CHARS = 500;
+const BINARY_SNIFF_BYTES = 8 * 1024;
+
+function walkOptions(sandbox: Sandbox, signal: AbortSignal, exclude?: (path: string) => boolean) {
+  return {
+    maxEntries: sandbox.limits.maxWalkEntries,
+    maxDepth: sandbox.limits.maxDepth,
+    deadline: Date.now() + sandbox.limits.searchTimeMs,
+    signal,
+    ...(exclude ? { exclude } : {}),
+  };
+}
+
+function stopNote(outcome: WalkOutcome, limits: Sandbox['limits']): string | null {
+  switch (outcome.stopped) {
+    case 'matches':
+      return `(stopped after ${limits.maxMatches} matches)`;
+    case 'entries':
+      return `(stopped after visiting ${limits.maxWalkEntries} entries)`;
+    case 'time':
+      return `(stopped after ${limits.searchTimeMs} ms)`;
+    default:
+      return outcome.depthLimited ? `(directories deeper than ${limits.maxDepth} levels were not searched)` : null;
+  }
+}
+
+export const searchFiles = defineTool({
+  name: 'search_files',
+  title: 'Search Files',
+  description:
+    'Recursively search for files and directories whose path matches a glob pattern. Patterns match paths ' +
+    "relative to the search directory: '*.ext' matches in that directory, '**/*.ext' in all subdirectories. " +
+    'Returns workspace-relative paths. Bounded in matches, entries and time.',
+  scope: 'files:read',
+  annotations: READ_ONLY,
+  input: z.object({
+    path: z.string().describe('Directory to search, relative to the workspace root.'),
+    pattern: z.string().describe('Glob pattern, for example **/*.ts'),
+    excludePatterns: z.array(z.string()).optional().default([]),
+  }),
+  output: z.object({ content: z.string(), matches: z.array(z.string()), truncated: z.boolean() }),
+  async handler({ path, pattern, excludePatterns }, { sandbox, signal }) {
+    checkPatterns(sandbox, [pattern, ...excludePatterns]);
+    const matches = compilePattern('glob', pattern, () => compileGlob(pattern));
+    const excluded = compilePattern('glob', excludePatterns.join(', '), () => compileGlobs(excludePatterns));
+    const dir = await sandbox.openDir(path);
+    const found: string[] = [];
+    let outcome: WalkOutcome;
+    try {
+      outcome = await walk(
+        sandbox,
+        dir,
+        (entry) => {
+          if (!matches(entry.path)) return;
+          found.push(entry.rel);
+          if (found.length >= sandbox.limits.maxMatches) return 'stop';
+        },
+        walkOptions(sandbox, signal, excluded),
+      );
+    } finally {
+      await dir.close();
+    }
+    const note = stopNote(outcome, sandbox.limits);
+    const lines = found.length > 0 ? [...found] : ['No matches found'];
+    if (note) lines.push(note);
+    const text = lines.join('\n');
+    return dataResult(text, { content: text, matches: found, truncated: note !== null });
+  },
+});
+
+interface GrepMatch {
+  path: string;
+  line: number;
+  text: string;
+}
+
+export const grepFiles = defineTool({
+  name: 'grep_files',
+  title: 'Grep Files',
+  description:
+    'Search file contents for a regular expression (RE2 syntax: no backreferences or lookaround, and no ' +
+    'pattern can take more than linear time). Returns matching lines as path:line: text. Binary and ' +
+    'oversized files are skipped. Bounded in matches, bytes, entries and time.',
+  scope: 'files:read',
+  annotations: READ_ONLY,
+  input: z.object({
+    path: z.string().describe('File or directory to search, relative to the workspace root.'),
+    pattern: z.string().min(1).describe('Regular expression (RE2 syntax).'),
+    include: z.string().optional().describe('Only search files whose path matches this glob, for example **/*.ts'),
+    caseSensitive: z.boolean().optional().default(true),
+    maxMatches: z.number().int().positive().optional().describe('Stop after this many matching lines.'),
+  }),
+  output: z.object({
+    content: z.string(),
+    matches: z.array(z.object({ path: z.string(), line: z.number(), text: z.string() })),
+    filesSearched: z.number(),
+    truncated: z.boolean(),
+  }),
+  async handler({ path, pattern, include, caseSensitive, maxMatches }, { sandbox, signal }) {
+    checkPatterns(sandbox, include ? [pattern, include] : [pattern]);
+    const regex = compilePattern('regex', pattern, () =>
+      RE2JS.compile(pattern, caseSensitive ? 0 : RE2JS.CASE_INSENSITIVE),
+    );
+    const included = include ? compilePattern('glob', include, () => compileGlob(include)) : () => true;
+    const limit = Math.min(maxMatches ?? sandbox.limits.maxMatches, sandbox.limits.maxMatches);
+    const byteBudget = { left: Math.floor(sandbox.limits.maxResponseBytes / 2) };
+    const found: GrepMatch[] = [];
+    let filesSearched = 0;
+
+    const scan = (rel: string, text: string): void | 'stop' => {
+      let lineNumber = 0;
+      for (const line of text.split('\n')) {
+        lineNumber++;
+        if (!regex.matcher(line).find()) continue;
+        const shown = line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}…` : line;
+        byteBudget.left -= shown.length + rel.length + 16;
+        found.push({ path: rel, line: lineNumber, text: shown.replace(/\r$/, '') });
+        if (found.length >= limit || byteBudget.left <= 0) return 'stop';
+      }
+    };
+    const searchFile = async (entry: WalkEntry): Promise<void | 'stop'> => {
+      if (entry.type !== 'file' || !included(entry.path)) return;
+      const text = await searchableText(await entry.dir.openFile(entry.name).catch(() => null), sandbox.limits.maxFileBytes);
+      if (text === null) return;
+      filesSearched++;
+      return scan(entry.rel, text);
+    };
+
+    const target = await sandbox.inspect(path);
+    let outcome: WalkOutcome;
+    if (target.stats.isFile()) {
+      const file = await sandbox.openFile(path);
+      const text = await searchableText(file.handle, sandbox.limits.maxFileBytes);
+      filesSearched = text === null ? 0 : 1;
+      const stopped = text === null ? undefined : scan(file.rel, text);
+      outcome = { visited: 1, depthLimited: false, ...(stopped ? { stopped: 'matches' as const } : {}) };
+    } else {
+      const dir = await sandbox.openDir(path);
+      try {
+        outcome = await walk(sandbox, dir, searchFile, walkOptions(sandbox, signal));
+      } finally {
+        await dir.close();
+      }
+    }
+    const note = stopNote(outcome, { ...sandbox.limits, maxMatches: limit });
+    const lines = found.map((m) => `${m.path}:${m.line}: ${m.text}`);
+    if (lines.length === 0) lines.push('No matches found');
+    if (note) lines.push(note);
+    const text = lines.join('\n');
+    return dataResult(text, { content: text, matches: found, filesSearched, truncated: note !== null });
+  },
+});
+
+/** The text of a regular file within the size bound, or null for binary, oversized or special files. Closes the handle. */
+async function searchableText(handle: FileHandle | null, maxBytes: number): Promise<string | null> {
+  if (!handle) return null;
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile() || stats.size > maxBytes) return null;
+    const buffer = Buffer.allocUnsafe(stats.size);
+    const { bytesRead } = await handle.read(buffer, 0, stats.size, 0);
+    const bytes = buffer.subarray(0, bytesRead);
+    if (bytes.subarray(0, BINARY_SNIFF_BYTES).includes(0)) return null;
+    return bytes.toString('utf8');
+  } finally {
+    await handle.close();
+  }
+}

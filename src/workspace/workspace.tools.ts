@@ -1,0 +1,24 @@
+import type { Tool } from '../tools/tool.js';
+import { directoryTree, listDirectory, listDirectoryWithSizes } from './tools/list.tools.js';
+import { getFileInfo, listAllowedDirectories, readMediaFile, readMultipleFiles, readTextFile } from './tools/read.tools.js';
+import { grepFiles, searchFiles } from './tools/search.tools.js';
+import { createDirectory, deleteFile, editFile, moveFile, writeFile } from './tools/write.tools.js';
+
+/** The workspace toolset: the reference filesystem server's tools, plus grep_files and delete_file. */
+export const workspaceTools: readonly Tool[] = [
+  readTextFile,
+  readMediaFile,
+  readMultipleFiles,
+  writeFile,
+  editFile,
+  createDirectory,
+  listDirectory,
+  listDirectoryWithSizes,
+  directoryTree,
+  moveFile,
+  searchFiles,
+  grepFiles,
+  getFileInfo,
+  listAllowedDirectories,
+  deleteFile,
+] as Tool[];
