@@ -1,7 +1,10 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
+import {
+  Client as ClientV2,
+  StreamableHTTPClientTransport as TransportV2,
+} from '@modelcontextprotocol/client';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { HttpServer } from '../../src/main.js';
@@ -27,12 +30,18 @@ const EXPECTED_TOOLS = [
 ];
 
 interface AnyClient {
-  listTools(): Promise<{ tools: Array<{ name: string; annotations?: Record<string, unknown>; outputSchema?: unknown }> }>;
+  listTools(): Promise<{
+    tools: Array<{ name: string; annotations?: Record<string, unknown>; outputSchema?: unknown }>;
+  }>;
   callTool(params: { name: string; arguments?: Record<string, unknown> }): Promise<unknown>;
   close(): Promise<void>;
 }
 
-type Result = { content: Array<{ type: string; text?: string }>; structuredContent?: Record<string, unknown>; isError?: boolean };
+type Result = {
+  content: Array<{ type: string; text?: string }>;
+  structuredContent?: Record<string, unknown>;
+  isError?: boolean;
+};
 
 let ws: WorkspaceFixture;
 let server: HttpServer;
@@ -77,7 +86,8 @@ describe.each(clients)('%s', (_label, connect) => {
     await client.close();
   });
 
-  const call = async (name: string, args: Record<string, unknown>) => (await client.callTool({ name, arguments: args })) as Result;
+  const call = async (name: string, args: Record<string, unknown>) =>
+    (await client.callTool({ name, arguments: args })) as Result;
 
   it('lists every workspace tool with annotations and output schemas', async () => {
     const { tools } = await client.listTools();
@@ -114,7 +124,11 @@ describe.each(clients)('%s', (_label, connect) => {
   });
 
   it('rejects an unknown tool and invalid arguments with JSON-RPC -32602', async () => {
-    await expect(client.callTool({ name: 'no_such_tool', arguments: {} })).rejects.toMatchObject({ code: -32602 });
-    await expect(client.callTool({ name: 'read_text_file', arguments: { path: 42 } })).rejects.toMatchObject({ code: -32602 });
+    await expect(client.callTool({ name: 'no_such_tool', arguments: {} })).rejects.toMatchObject({
+      code: -32602,
+    });
+    await expect(client.callTool({ name: 'read_text_file', arguments: { path: 42 } })).rejects.toMatchObject({
+      code: -32602,
+    });
   });
 });
