@@ -69,7 +69,8 @@ export class WorkspaceResources {
 
   async read(serving: ServingContext, uri: string) {
     const rel = pathFromWorkspaceUri(uri);
-    if (rel === null) throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Resource URIs have the form workspace:///<path>.');
+    // Not a workspace URI: no such resource here (SEP-2164 asks for not-found with the URI in error data).
+    if (rel === null) throw new ResourceNotFoundError(uri, 'Resource not found: workspace resources have the form workspace:///<path>.');
     const { sandbox } = serving;
     let bytes: Buffer;
     let realRel: string;

@@ -4,8 +4,12 @@ import { getFileInfo, listAllowedDirectories, readMediaFile, readMultipleFiles, 
 import { grepFiles, searchFiles } from './tools/search.tools.js';
 import { createDirectory, deleteFile, editFile, moveFile, writeFile } from './tools/write.tools.js';
 
-/** The workspace toolset: the reference filesystem server's tools, plus grep_files and delete_file. */
+/**
+ * The workspace toolset: the reference filesystem server's tools, plus grep_files and delete_file.
+ * list_allowed_directories comes first: it takes no arguments and tells a client where it may work.
+ */
 export const workspaceTools: readonly Tool[] = [
+  listAllowedDirectories,
   readTextFile,
   readMediaFile,
   readMultipleFiles,
@@ -19,6 +23,5 @@ export const workspaceTools: readonly Tool[] = [
   searchFiles,
   grepFiles,
   getFileInfo,
-  listAllowedDirectories,
   deleteFile,
 ] as Tool[];
