@@ -36,8 +36,9 @@ export interface WalkOutcome {
   depthLimited: boolean;
 }
 
-/** Returning 'stop' ends the walk (for example when enough matches were found). */
-export type Visitor = (entry: WalkEntry) => void | 'stop' | Promise<void | 'stop'>;
+/** Returning 'stop' ends the walk (enough matches were found); 'time' ends it as out of time. */
+export type VisitVerdict = void | 'stop' | 'time';
+export type Visitor = (entry: WalkEntry) => VisitVerdict | Promise<VisitVerdict>;
 
 /**
  * Depth-first walk under an open directory, bounded in entries, depth and time. Subdirectories are opened
@@ -82,8 +83,9 @@ async function walkDir(
     state.visited++;
     const type = entryType(dirent);
     const entry: WalkEntry = { path, rel, name: dirent.name, type, depth, dir };
-    if ((await visit(entry)) === 'stop') {
-      state.stopped = 'matches';
+    const verdict = await visit(entry);
+    if (verdict) {
+      state.stopped = verdict === 'stop' ? 'matches' : 'time';
       return;
     }
     if (type !== 'directory') continue;

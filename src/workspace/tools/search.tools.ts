@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { dataResult, defineTool } from '../../tools/tool.js';
 import { compileGlob, compileGlobs } from '../glob.js';
 import type { Sandbox } from '../sandbox.js';
-import { walk, type WalkEntry, type WalkOutcome } from '../workspace-walk.js';
+import { walk, type VisitVerdict, type WalkEntry, type WalkOutcome } from '../workspace-walk.js';
 import { checkPatterns, compilePattern } from './patterns.js';
 
 const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
@@ -117,10 +117,13 @@ export const grepFiles = defineTool({
     const found: GrepMatch[] = [];
     let filesSearched = 0;
 
-    const scan = (rel: string, text: string): void | 'stop' => {
+    const options = walkOptions(sandbox, signal);
+    // The deadline holds inside a file too: one long file must not outlast searchTimeMs.
+    const scan = (rel: string, text: string): VisitVerdict => {
       let lineNumber = 0;
       for (const line of text.split('\n')) {
         lineNumber++;
+        if (signal.aborted || Date.now() > options.deadline) return 'time';
         if (!regex.matcher(line).find()) continue;
         const shown = line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}…` : line;
         byteBudget.left -= shown.length + rel.length + 16;
@@ -128,7 +131,7 @@ export const grepFiles = defineTool({
         if (found.length >= limit || byteBudget.left <= 0) return 'stop';
       }
     };
-    const searchFile = async (entry: WalkEntry): Promise<void | 'stop'> => {
+    const searchFile = async (entry: WalkEntry): Promise<VisitVerdict> => {
       if (entry.type !== 'file' || !included(entry.path)) return;
       const text = await searchableText(await entry.dir.openFile(entry.name).catch(() => null), sandbox.limits.maxFileBytes);
       if (text === null) return;
@@ -142,12 +145,12 @@ export const grepFiles = defineTool({
       const file = await sandbox.openFile(path);
       const text = await searchableText(file.handle, sandbox.limits.maxFileBytes);
       filesSearched = text === null ? 0 : 1;
-      const stopped = text === null ? undefined : scan(file.rel, text);
-      outcome = { visited: 1, depthLimited: false, ...(stopped ? { stopped: 'matches' as const } : {}) };
+      const verdict = text === null ? undefined : scan(file.rel, text);
+      outcome = { visited: 1, depthLimited: false, ...(verdict ? { stopped: verdict === 'stop' ? ('matches' as const) : ('time' as const) } : {}) };
     } else {
       const dir = await sandbox.openDir(path);
       try {
-        outcome = await walk(sandbox, dir, searchFile, walkOptions(sandbox, signal));
+        outcome = await walk(sandbox, dir, searchFile, options);
       } finally {
         await dir.close();
       }
