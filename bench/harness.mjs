@@ -1,0 +1,225 @@
+// Process plumbing shared by run.mjs and profile.mjs: workspace, server child, load child, RSS.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { BENCH_FILE, benchText } from './mcp-requests.mjs';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const LOAD = path.join(REPO, 'bench', 'load.mjs');
+const CLI = path.join(REPO, 'dist', 'cli.js');
+
+/** Whether the server and the load generator can each get a core of their own. */
+export function pinning() {
+  if (process.env.BENCH_NO_PIN === '1') return { pinned: false, why: 'BENCH_NO_PIN=1' };
+  const cores = os.availableParallelism?.() ?? os.cpus().length;
+  if (cores < 2) return { pinned: false, why: `only ${cores} core available` };
+  const probe = spawnSync('taskset', ['-c', '1', 'true'], { stdio: 'ignore' });
+  if (probe.error || probe.status !== 0) return { pinned: false, why: 'taskset is missing or not permitted' };
+  return { pinned: true, why: 'server on core 0, load generator on core 1' };
+}
+
+/** Prefixes a command with taskset when pinning is available. */
+function pinned(pin, core, args) {
+  return pin.pinned ? ['taskset', ['-c', String(core), ...args]] : [args[0], args.slice(1)];
+}
+
+export function makeWorkspace() {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'bastion-bench-'));
+  const workspace = path.join(root, 'workspace');
+  const dataDir = path.join(root, 'data');
+  const text = benchText(4096);
+  mkdirSync(workspace);
+  mkdirSync(dataDir);
+  writeFileSync(path.join(workspace, BENCH_FILE), text);
+  return { root, workspace, dataDir, text, remove: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts `node dist/cli.js serve` (on core 0 when pinned) and resolves once it prints "serving MCP at".
+ * With taskset the child's PID is node's own: taskset execs the command.
+ */
+export async function startServer({ pin, workspace, dataDir, nodeArgs = [], env = {} }) {
+  const port = await freePort();
+  const args = [
+    process.execPath,
+    ...nodeArgs,
+    CLI,
+    'serve',
+    '--port',
+    String(port),
+    '--workspace',
+    workspace,
+    '--data-dir',
+    dataDir,
+  ];
+  const [command, commandArgs] = pinned(pin, 0, args);
+  const child = spawn(command, commandArgs, {
+    cwd: REPO,
+    env: { ...process.env, BASTION_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${stderr}`)), 30_000);
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      const match = /serving MCP at (\S+)/.exec(stderr);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${signal ?? code}) before serving:\n${stderr}`));
+    });
+  });
+  // Keep draining stderr so a chatty server never blocks on a full pipe; keep the tail for diagnostics.
+  child.stderr.on('data', (chunk) => {
+    stderr = (stderr + chunk).slice(-20_000);
+  });
+  return { child, pid: child.pid, url, port, stderr: () => stderr };
+}
+
+/** Signals the server by PID and waits for it to exit (SIGKILL after `graceMs`). */
+export function stopServer(server, signal = 'SIGTERM', graceMs = 5000) {
+  const { child } = server;
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    try {
+      process.kill(child.pid, signal);
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+}
+
+const loadChildren = new Set();
+
+/** Runs bench/load.mjs (on core 1 when pinned) with one spec and returns its JSON result. */
+export function runLoad(pin, spec) {
+  const [command, args] = pinned(pin, 1, [process.execPath, LOAD, JSON.stringify(spec)]);
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    loadChildren.add(child);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (err += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      loadChildren.delete(child);
+      if (code !== 0) return reject(new Error(`load.mjs failed (${code}):\n${err}`));
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop()));
+      } catch {
+        reject(new Error(`load.mjs printed no result:\n${out}\n${err}`));
+      }
+    });
+  });
+}
+
+/** Kills load generators still running (by PID), e.g. on an error or Ctrl-C. */
+export function killLoadChildren() {
+  for (const child of loadChildren) {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Resident set size of a process in KiB, from /proc/<pid>/status (null where /proc is unavailable). */
+export function rssKiB(pid) {
+  try {
+    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const TICK_MS = (() => {
+  const probe = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  return 1000 / (Number(probe.stdout) || 100);
+})();
+
+/** CPU time (user + system, ms) a process has used, from /proc/<pid>/stat; null without /proc. */
+export function processCpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  } catch {
+    return null;
+  }
+}
+
+/** Busy CPU time (ms, all cores) of the whole machine, from /proc/stat; null without /proc. */
+export function systemBusyMs() {
+  try {
+    const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).map(Number);
+    // user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
+    const [user, nice, system, , , irq, softirq, steal = 0] = ticks;
+    return (user + nice + system + irq + softirq + steal) * TICK_MS;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Measures CPU use around `work`: the server's share of a core, and how much CPU the rest of the machine
+ * (not the server, not the load generator, which reports its own `cpuMs`) used meanwhile. A busy
+ * neighbour makes the numbers unreliable, so the report says so.
+ */
+export async function withCpuAccounting(serverPid, work) {
+  const started = performance.now();
+  const server0 = processCpuMs(serverPid);
+  const system0 = systemBusyMs();
+  const result = await work();
+  const wallMs = performance.now() - started;
+  const serverMs = server0 === null ? null : processCpuMs(serverPid) - server0;
+  const systemMs = system0 === null ? null : systemBusyMs() - system0;
+  const loadMs = result?.cpuMs ?? 0;
+  const cores = (ms) => (ms === null ? null : Math.round((ms / wallMs) * 100) / 100);
+  return {
+    result,
+    cpu: {
+      serverCores: cores(serverMs),
+      loadCores: cores(loadMs),
+      otherCores:
+        systemMs === null || serverMs === null ? null : cores(Math.max(0, systemMs - serverMs - loadMs)),
+    },
+  };
+}
