@@ -186,31 +186,34 @@ export function processCpuMs(pid) {
   }
 }
 
-/** Busy CPU time (ms, all cores) of the whole machine, from /proc/stat; null without /proc. */
-export function systemBusyMs() {
+/**
+ * CPU time (ms, all cores) of the whole machine, from /proc/stat: `busy` (everything but idle, iowait and
+ * steal) and `steal` (time the hypervisor gave to other guests); null without /proc.
+ */
+export function systemCpuMs() {
   try {
     const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).map(Number);
-    // user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
+    // user nice system idle iowait irq softirq steal
     const [user, nice, system, , , irq, softirq, steal = 0] = ticks;
-    return (user + nice + system + irq + softirq + steal) * TICK_MS;
+    return { busy: (user + nice + system + irq + softirq) * TICK_MS, steal: steal * TICK_MS };
   } catch {
     return null;
   }
 }
 
 /**
- * Measures CPU use around `work`: the server's share of a core, and how much CPU the rest of the machine
- * (not the server, not the load generator, which reports its own `cpuMs`) used meanwhile. A busy
- * neighbour makes the numbers unreliable, so the report says so.
+ * Measures CPU use around `work`: the server's share of a core, how much CPU the rest of the machine (not
+ * the server, not the load generator, which reports its own `cpuMs`) used meanwhile, and hypervisor steal.
+ * A busy neighbour or a busy host makes the numbers unreliable, so the report says so.
  */
 export async function withCpuAccounting(serverPid, work) {
   const started = performance.now();
   const server0 = processCpuMs(serverPid);
-  const system0 = systemBusyMs();
+  const system0 = systemCpuMs();
   const result = await work();
   const wallMs = performance.now() - started;
   const serverMs = server0 === null ? null : processCpuMs(serverPid) - server0;
-  const systemMs = system0 === null ? null : systemBusyMs() - system0;
+  const system1 = system0 === null ? null : systemCpuMs();
   const loadMs = result?.cpuMs ?? 0;
   const cores = (ms) => (ms === null ? null : Math.round((ms / wallMs) * 100) / 100);
   return {
@@ -219,7 +222,10 @@ export async function withCpuAccounting(serverPid, work) {
       serverCores: cores(serverMs),
       loadCores: cores(loadMs),
       otherCores:
-        systemMs === null || serverMs === null ? null : cores(Math.max(0, systemMs - serverMs - loadMs)),
+        system1 === null || serverMs === null
+          ? null
+          : cores(Math.max(0, system1.busy - system0.busy - serverMs - loadMs)),
+      stealCores: system1 === null ? null : cores(system1.steal - system0.steal),
     },
   };
 }

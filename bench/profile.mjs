@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { formatSummary, resolveProfile, summarize } from './cpuprofile-summary.mjs';
-import { makeWorkspace, pinning, runLoad, startServer, stopServer } from './harness.mjs';
+import { makeWorkspace, pinning, runLoad, startServer, stopServer, withCpuAccounting } from './harness.mjs';
 import { LEGACY, MODERN, legacyToolCall, modernToolCall } from './mcp-requests.mjs';
 
 const protocol = process.argv[2] ?? LEGACY;
@@ -30,18 +30,21 @@ const server = await startServer({
 try {
   const loadStart = performance.now() - spawned;
   process.stderr.write(`[profile] server pid ${server.pid}; ${protocol} x${connections} for ${duration} s\n`);
-  const result = await runLoad(pin, {
-    mode: 'throughput',
-    url: server.url,
-    connections,
-    duration,
-    warmup: 0,
-    request,
-    expectText: ws.text,
-  });
+  const { result, cpu } = await withCpuAccounting(server.pid, () =>
+    runLoad(pin, {
+      mode: 'throughput',
+      url: server.url,
+      connections,
+      duration,
+      warmup: 0,
+      request,
+      expectText: ws.text,
+    }),
+  );
   process.stderr.write(
     `[profile] ${result.requestsPerSec} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, ` +
-      `${result.errors} errors (the profiler itself costs some throughput)\n`,
+      `${result.errors} errors (the profiler itself costs some throughput); CPU cores: server ${cpu.serverCores}, ` +
+      `load ${cpu.loadCores}, other processes ${cpu.otherCores}, steal ${cpu.stealCores}\n`,
   );
   await stopServer(server, 'SIGINT', 15_000);
   const file = resolveProfile(dir);

@@ -20,7 +20,7 @@ import {
   rssKiB,
   runLoad,
   sleep,
-  systemBusyMs,
+  systemCpuMs,
   withCpuAccounting,
   startServer,
   stopServer,
@@ -203,12 +203,14 @@ function markdown(report) {
         ? `; after each round of ${m.clients}: ${m.rssAfterEachRoundKiB.map(mib).join(', ')}`
         : ''),
   );
-  const noisy = [...report.throughput, ...report.cycles].filter((r) => (r.cpu.otherCores ?? 0) > 0.15);
-  if (noisy.length > 0 || (report.meta.otherCoresBeforeStart ?? 0) > 0.15) {
-    const worst = Math.max(report.meta.otherCoresBeforeStart ?? 0, ...noisy.map((r) => r.cpu.otherCores));
+  const interference = (r) => (r.cpu.otherCores ?? 0) + (r.cpu.stealCores ?? 0);
+  const noisy = [...report.throughput, ...report.cycles].filter((r) => interference(r) > 0.15);
+  const before = report.meta.otherCoresBeforeStart ?? 0;
+  if (noisy.length > 0 || before > 0.15) {
+    const worst = Math.max(0, ...noisy.map(interference));
     lines.push(
-      `- **WARNING: other processes used up to ${fmt(worst)} cores during the run** ` +
-        `(${noisy.length} scenario(s) affected); numbers are not reliable.`,
+      `- **WARNING: other processes or hypervisor steal took CPU** (${fmt(before)} cores just before the ` +
+        `run; up to ${fmt(worst)} cores during ${noisy.length} scenario(s)): these numbers are not reliable.`,
     );
   }
   lines.push(
@@ -222,9 +224,11 @@ function markdown(report) {
 async function main() {
   const pin = pinning();
   if (!pin.pinned) log(`WARNING: running without CPU pinning (${pin.why}); server and load share cores`);
-  const busy0 = systemBusyMs();
+  const cpu0 = systemCpuMs();
   await sleep(1000);
-  const otherCoresBeforeStart = busy0 === null ? null : Math.round((systemBusyMs() - busy0) / 10) / 100;
+  const cpu1 = systemCpuMs();
+  const otherCoresBeforeStart =
+    cpu0 === null ? null : Math.round((cpu1.busy - cpu0.busy + cpu1.steal - cpu0.steal) / 10) / 100;
   if (otherCoresBeforeStart > 0.15) {
     log(
       `WARNING: the machine is busy before the run (${otherCoresBeforeStart} cores in use by other processes)`,
@@ -278,7 +282,7 @@ async function main() {
         );
         log(
           `  ${r.requestsPerSec} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, ${r.errors} errors; ` +
-            `CPU cores: server ${cpu.serverCores}, load ${cpu.loadCores}, other processes ${cpu.otherCores}`,
+            `CPU cores: server ${cpu.serverCores}, load ${cpu.loadCores}, other processes ${cpu.otherCores}, steal ${cpu.stealCores}`,
         );
         throughput.push({ scenario: 'tools/call read_text_file', protocol, ...r, cpu });
       }
@@ -320,7 +324,7 @@ async function main() {
       );
       log(
         `  ${r.cyclesPerSec} cycles/s, p50 ${r.cycleLatencyMs.p50} ms, ${r.errors} errors; ` +
-          `CPU cores: server ${cpu.serverCores}, load ${cpu.loadCores}, other processes ${cpu.otherCores}`,
+          `CPU cores: server ${cpu.serverCores}, load ${cpu.loadCores}, other processes ${cpu.otherCores}, steal ${cpu.stealCores}`,
       );
       cycles.push({ scenario: 'connect cycle', label: spec.label, protocol: spec.protocol, ...r, cpu });
     }
