@@ -1,9 +1,19 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { toNodeHandler, type NodeMcpRequestHandler } from '@modelcontextprotocol/node';
-import { createMcpHandler, type AuthInfo, type McpHttpHandler } from '@modelcontextprotocol/server';
+import {
+  classifyInboundRequest,
+  createMcpHandler,
+  isJsonContentType,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type AuthInfo,
+  type JSONRPCRequest,
+  type McpHttpHandler,
+  type Server,
+} from '@modelcontextprotocol/server';
 import { localPrincipal, type Principal } from '../auth/principal.js';
 import type { Runtime } from '../runtime.js';
+import { ExchangeTransport } from './exchange-transport.js';
 import { createMcpServer } from './mcp-server.factory.js';
 import { OriginPolicy } from './origin-policy.js';
 
@@ -11,9 +21,13 @@ import { OriginPolicy } from './origin-policy.js';
 export const MALFORMED_JSON = Symbol('malformed-json');
 
 /**
- * Streamable HTTP for every revision the SDK serves on one endpoint: 2026-07-28 requests on the modern
- * path, 2025 revisions through the SDK's stateless fallback. Nothing is kept per client between requests,
- * so any instance can answer any request.
+ * Streamable HTTP for every revision on one endpoint, stateless: nothing is kept per client between
+ * requests, so any instance can answer any request.
+ *
+ * The SDK's handler serves the 2026-07-28 revision and every unusual 2025 request (batches, GET, DELETE,
+ * bad headers). The common 2025 exchange, one request or notification, is answered here on a per-request
+ * server over a Node-native transport, skipping the web Request/Response round trip that costs more than
+ * the tool call itself. The SDK's own classifier decides which revision a request belongs to.
  */
 export class McpHttpService {
   private readonly handler: McpHttpHandler;
@@ -22,17 +36,15 @@ export class McpHttpService {
   private readonly principal: Principal;
 
   constructor(private readonly runtime: Runtime) {
-    const { surface, sandbox, logger, config } = runtime;
+    const { config, logger } = runtime;
     this.principal = localPrincipal(config.workspace.readOnly);
     this.origins = new OriginPolicy(config.server);
     this.handler = createMcpHandler(
       (ctx) =>
-        createMcpServer(surface, {
-          principal: principalOf(ctx.authInfo) ?? this.principal,
-          sandbox,
-          logger,
-          requestId: ctx.requestInfo?.headers.get('x-request-id') ?? randomUUID(),
-        }),
+        this.serverFor(
+          principalOf(ctx.authInfo) ?? this.principal,
+          ctx.requestInfo?.headers.get('x-request-id') ?? undefined,
+        ),
       {
         legacy: 'stateless',
         maxRequestBodySize: config.server.bodyLimitBytes,
@@ -46,30 +58,99 @@ export class McpHttpService {
     const verdict = this.origins.check(req.headers);
     if (!verdict.ok) return reject(res, 403, -32600, `Forbidden: ${verdict.reason}.`);
     if (body === MALFORMED_JSON) return reject(res, 400, -32700, 'Parse error: the body is not valid JSON.');
-    const auth: AuthInfo = {
-      token: '',
-      clientId: this.principal.id,
-      scopes: [...this.principal.scopes],
-      extra: { principal: this.principal },
-    };
-    await this.node(Object.assign(req, { auth }), res, body);
+    const principal = this.principal;
+    switch (legacyExchange(req, body)) {
+      case 'notification':
+        res.writeHead(202).end();
+        return;
+      case 'request':
+        return this.answer(req, res, body as JSONRPCRequest, principal);
+      default: {
+        const auth = authInfo(principal);
+        await this.node(Object.assign(req, { auth }), res, body);
+      }
+    }
   }
 
   close(): Promise<void> {
     return this.handler.close();
   }
+
+  private async answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    message: JSONRPCRequest,
+    principal: Principal,
+  ): Promise<void> {
+    const server = this.serverFor(principal, header(req.headers, 'x-request-id'));
+    const transport = new ExchangeTransport(res, message.id);
+    try {
+      await server.connect(transport);
+      transport.onmessage?.(message, { authInfo: authInfo(principal) });
+    } catch (error) {
+      this.runtime.logger.error({ err: error }, 'mcp exchange failed');
+      if (!res.headersSent) reject(res, 500, -32603, 'Internal server error', message.id);
+    }
+  }
+
+  private serverFor(principal: Principal, requestId: string | undefined): Server {
+    const { surface, sandbox, logger } = this.runtime;
+    return createMcpServer(surface, { principal, sandbox, logger, requestId: requestId ?? randomUUID() });
+  }
+}
+
+/**
+ * Which 2025-era exchange this is, when it is one the service answers itself: a single request or
+ * notification that the SDK's transport would accept as it is. Anything else goes to the SDK unchanged,
+ * so the SDK keeps answering every error case (406, 415, unsupported versions, malformed messages).
+ */
+function legacyExchange(req: IncomingMessage, body: unknown): 'request' | 'notification' | null {
+  const { headers } = req;
+  if (req.method !== 'POST' || typeof body !== 'object' || body === null || Array.isArray(body)) return null;
+  const accept = headers.accept ?? '';
+  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) return null;
+  if (!isJsonContentType(headers['content-type'] ?? null)) return null;
+  const protocolVersionHeader = header(headers, 'mcp-protocol-version');
+  if (protocolVersionHeader !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(protocolVersionHeader)) {
+    return null;
+  }
+  const route = classifyInboundRequest({
+    httpMethod: 'POST',
+    body,
+    ...(protocolVersionHeader !== undefined && { protocolVersionHeader }),
+    ...(headers['mcp-method'] !== undefined && { mcpMethodHeader: header(headers, 'mcp-method') }),
+    ...(headers['mcp-name'] !== undefined && { mcpNameHeader: header(headers, 'mcp-name') }),
+  });
+  if (route.kind !== 'legacy') return null;
+  if (route.reason === 'initialize' || route.reason === 'no-claim') return 'request';
+  return route.reason === 'notification' ? 'notification' : null;
+}
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function authInfo(principal: Principal): AuthInfo {
+  return { token: '', clientId: principal.id, scopes: [...principal.scopes], extra: { principal } };
 }
 
 function principalOf(auth: AuthInfo | undefined): Principal | undefined {
   return auth?.extra?.principal as Principal | undefined;
 }
 
-export function jsonRpcError(code: number, message: string): string {
-  return JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } });
+export function jsonRpcError(code: number, message: string, id: string | number | null = null): string {
+  return JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
 }
 
-export function reject(res: ServerResponse, status: number, code: number, message: string): void {
-  const body = jsonRpcError(code, message);
+export function reject(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  id: string | number | null = null,
+): void {
+  const body = jsonRpcError(code, message, id);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }

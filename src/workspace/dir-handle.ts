@@ -1,7 +1,8 @@
 import type { Dirent, Stats } from 'node:fs';
-import { promises as fs } from 'node:fs';
+import { openSync, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { fdLocator, O, type FdLocator } from './fd-locator.js';
+import { OpenFile } from './open-file.js';
 
 /**
  * An open, verified workspace directory. Names below it are reached through the descriptor, so what they
@@ -47,8 +48,8 @@ export class DirHandle {
   }
 
   /** Opens a file for reading without following a symlink at its name; never blocks on a FIFO. */
-  openFile(name: string): Promise<FileHandle> {
-    return fs.open(this.child(name), O.readFile);
+  openFile(name: string): OpenFile {
+    return new OpenFile(openSync(this.child(name), O.readFile));
   }
 
   sync(): Promise<void> {

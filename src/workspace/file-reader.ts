@@ -1,5 +1,5 @@
-import type { FileHandle } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
+import type { OpenFile } from './open-file.js';
 import type { OpenedFile } from './sandbox.js';
 import { quote, SandboxRefusal } from './sandbox.errors.js';
 
@@ -12,32 +12,35 @@ export interface TextSlice {
 }
 
 /** Reads a whole regular file, refusing it before reading when it is larger than `maxBytes`. */
-export async function readAll(file: OpenedFile, maxBytes: number, clientPath: string): Promise<Buffer> {
+export async function readAll(
+  file: Pick<OpenedFile, 'handle' | 'stats'>,
+  maxBytes: number,
+  clientPath: string,
+): Promise<Buffer> {
   if (file.stats.size > maxBytes) throw tooLarge(clientPath, file.stats.size, maxBytes);
   // Read at most one byte past the bound: a file that grew after fstat is still refused, never loaded whole.
   const buffer = Buffer.allocUnsafe(Math.min(file.stats.size, maxBytes) + 1);
   let length = 0;
   for (;;) {
-    const { bytesRead } = await file.handle.read(buffer, length, buffer.length - length, length);
-    if (bytesRead === 0) break;
+    const wanted = buffer.length - length;
+    const bytesRead = await file.handle.read(buffer, length, wanted, length);
     length += bytesRead;
-    if (length === buffer.length) {
-      if (length > maxBytes) throw tooLarge(clientPath, length, maxBytes);
-      break;
-    }
+    if (length > maxBytes) throw tooLarge(clientPath, length, maxBytes);
+    // A regular file reads short only at its end.
+    if (bytesRead < wanted || length === buffer.length) break;
   }
   return buffer.subarray(0, length);
 }
 
 /** The first `lines` lines, reading forward at most `maxBytes` (a file without newlines stays bounded). */
-export async function readHead(handle: FileHandle, lines: number, maxBytes: number): Promise<TextSlice> {
+export async function readHead(handle: OpenFile, lines: number, maxBytes: number): Promise<TextSlice> {
   const decoder = new StringDecoder('utf8');
   const chunk = Buffer.allocUnsafe(Math.min(CHUNK, maxBytes));
   let text = '';
   let newlines = 0;
   let position = 0;
   while (newlines < lines && position < maxBytes) {
-    const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, maxBytes - position), position);
+    const bytesRead = await handle.read(chunk, 0, Math.min(chunk.length, maxBytes - position), position);
     if (bytesRead === 0) return { text: firstLines(text + decoder.end(), lines), truncated: false };
     position += bytesRead;
     for (let i = 0; i < bytesRead; i++) if (chunk[i] === 0x0a) newlines++;
@@ -48,7 +51,7 @@ export async function readHead(handle: FileHandle, lines: number, maxBytes: numb
 }
 
 /** The last `lines` lines, reading backward at most `maxBytes`. */
-export async function readTail(handle: FileHandle, size: number, lines: number, maxBytes: number): Promise<TextSlice> {
+export async function readTail(handle: OpenFile, size: number, lines: number, maxBytes: number): Promise<TextSlice> {
   const chunks: Buffer[] = [];
   let position = size;
   let read = 0;
@@ -58,7 +61,7 @@ export async function readTail(handle: FileHandle, size: number, lines: number, 
     const length = Math.min(CHUNK, position, maxBytes - read);
     position -= length;
     const chunk = Buffer.allocUnsafe(length);
-    const { bytesRead } = await handle.read(chunk, 0, length, position);
+    const bytesRead = await handle.read(chunk, 0, length, position);
     chunks.unshift(chunk.subarray(0, bytesRead));
     read += bytesRead;
     for (let i = 0; i < bytesRead; i++) if (chunk[i] === 0x0a) newlines++;

@@ -2,7 +2,7 @@ import type { Stats } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import { writeAtomic } from './atomic-write.js';
 import type { DirHandle } from './dir-handle.js';
-import { tooLarge } from './file-reader.js';
+import { readAll, tooLarge } from './file-reader.js';
 import type { Sandbox } from './sandbox.js';
 import { quote, SandboxRefusal } from './sandbox.errors.js';
 
@@ -32,11 +32,12 @@ export async function readForUpdate(sandbox: Sandbox, clientPath: string): Promi
     if (!existing) throw new SandboxRefusal('not_found', `${quote(clientPath)} does not exist.`);
     assertReplaceable(existing, clientPath);
     if (existing.size > sandbox.limits.maxWriteBytes) throw tooLarge(clientPath, existing.size, sandbox.limits.maxWriteBytes);
-    const handle = await dir.openFile(name);
+    const handle = dir.openFile(name);
     try {
-      return await handle.readFile('utf8');
+      const bytes = await readAll({ handle, stats: handle.stat() }, sandbox.limits.maxWriteBytes, clientPath);
+      return bytes.toString('utf8');
     } finally {
-      await handle.close();
+      handle.close();
     }
   });
 }

@@ -106,7 +106,7 @@ export class WorkspacePrompts {
         const bytes = await readAll(file, Math.floor(serving.sandbox.limits.maxResponseBytes / 2), path);
         return { uri: workspaceUri(file.rel), mimeType: mediaType(file.rel), text: bytes.toString('utf8') };
       } finally {
-        await file.handle.close();
+        file.handle.close();
       }
     } catch (error) {
       if (error instanceof SandboxRefusal) throw new ProtocolError(ProtocolErrorCode.InvalidParams, error.message);

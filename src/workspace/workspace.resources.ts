@@ -80,7 +80,7 @@ export class WorkspaceResources {
         bytes = await readAll(file, Math.floor(sandbox.limits.maxResponseBytes / 2), rel);
         realRel = file.rel;
       } finally {
-        await file.handle.close();
+        file.handle.close();
       }
     } catch (error) {
       if (error instanceof SandboxRefusal) {

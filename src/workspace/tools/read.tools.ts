@@ -23,7 +23,7 @@ async function readText(sandbox: Sandbox, clientPath: string, head?: number, tai
     if (file.stats.size > budget) throw tooLarge(clientPath, file.stats.size, budget);
     return (await readAll(file, budget, clientPath)).toString('utf8');
   } finally {
-    await file.handle.close();
+    file.handle.close();
   }
 }
 
@@ -80,7 +80,7 @@ export const readMediaFile = defineTool({
       const budget = Math.min(sandbox.limits.maxFileBytes, Math.floor((sandbox.limits.maxResponseBytes - 2048) * 3 / 8));
       data = (await readAll(file, budget, path)).toString('base64');
     } finally {
-      await file.handle.close();
+      file.handle.close();
     }
     const mimeType = mediaType(file.rel);
     const block: ContentBlock =

@@ -1,8 +1,8 @@
-import type { FileHandle } from 'node:fs/promises';
 import { RE2JS } from 're2js';
 import { z } from 'zod';
 import { dataResult, defineTool } from '../../tools/tool.js';
 import { compileGlob, compileGlobs } from '../glob.js';
+import type { OpenFile } from '../open-file.js';
 import type { Sandbox } from '../sandbox.js';
 import { walk, type VisitVerdict, type WalkEntry, type WalkOutcome } from '../workspace-walk.js';
 import { checkPatterns, compilePattern } from './patterns.js';
@@ -133,7 +133,7 @@ export const grepFiles = defineTool({
     };
     const searchFile = async (entry: WalkEntry): Promise<VisitVerdict> => {
       if (entry.type !== 'file' || !included(entry.path)) return;
-      const text = await searchableText(await entry.dir.openFile(entry.name).catch(() => null), sandbox.limits.maxFileBytes);
+      const text = await searchableText(openQuietly(entry), sandbox.limits.maxFileBytes);
       if (text === null) return;
       filesSearched++;
       return scan(entry.rel, text);
@@ -165,17 +165,25 @@ export const grepFiles = defineTool({
 });
 
 /** The text of a regular file within the size bound, or null for binary, oversized or special files. Closes the handle. */
-async function searchableText(handle: FileHandle | null, maxBytes: number): Promise<string | null> {
+async function searchableText(handle: OpenFile | null, maxBytes: number): Promise<string | null> {
   if (!handle) return null;
   try {
-    const stats = await handle.stat();
+    const stats = handle.stat();
     if (!stats.isFile() || stats.size > maxBytes) return null;
     const buffer = Buffer.allocUnsafe(stats.size);
-    const { bytesRead } = await handle.read(buffer, 0, stats.size, 0);
-    const bytes = buffer.subarray(0, bytesRead);
+    const bytes = buffer.subarray(0, await handle.read(buffer, 0, stats.size, 0));
     if (bytes.subarray(0, BINARY_SNIFF_BYTES).includes(0)) return null;
     return bytes.toString('utf8');
   } finally {
-    await handle.close();
+    handle.close();
+  }
+}
+
+/** Opens a file met on a walk; null when it is gone or cannot be opened (a link, a race). */
+function openQuietly(entry: WalkEntry): OpenFile | null {
+  try {
+    return entry.dir.openFile(entry.name);
+  } catch {
+    return null;
   }
 }
