@@ -11,7 +11,8 @@ const SSE_HEADERS = {
  * Carries one JSON-RPC request and its answer over one Node HTTP response. The answer alone goes back as a
  * single JSON body; when the server sends related messages first (progress, log messages) the response
  * becomes an SSE stream that ends with the answer, as Streamable HTTP allows. The response closing early
- * closes the transport, which cancels the request.
+ * closes the transport, which cancels the request. Once answered there is nothing left to tear down, so the
+ * answered exchange is simply dropped (closing it would only build an unused "connection closed" error).
  */
 export class ExchangeTransport implements Transport {
   onclose?: () => void;
@@ -38,16 +39,14 @@ export class ExchangeTransport implements Transport {
     const text = JSON.stringify(message);
     if (isAnswerTo(message, this.requestId)) {
       this.answered = true;
+      this.closed = true;
       if (this.streaming) {
         this.res.end(sseEvent(text));
       } else {
-        this.res.writeHead(200, {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(text),
-        });
-        this.res.end(text);
+        const body = Buffer.from(text);
+        this.res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+        this.res.end(body);
       }
-      await this.close();
       return;
     }
     if (!this.streaming) {

@@ -1,6 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { toNodeHandler, type NodeMcpRequestHandler } from '@modelcontextprotocol/node';
 import {
   classifyInboundRequest,
   createMcpHandler,
@@ -14,6 +13,7 @@ import {
 import { localPrincipal, type Principal } from '../auth/principal.js';
 import type { Runtime } from '../runtime.js';
 import { ExchangeTransport } from './exchange-transport.js';
+import { serveThroughFetch } from './fetch-bridge.js';
 import { createMcpServer } from './mcp-server.factory.js';
 import { OriginPolicy } from './origin-policy.js';
 
@@ -31,7 +31,6 @@ export const MALFORMED_JSON = Symbol('malformed-json');
  */
 export class McpHttpService {
   private readonly handler: McpHttpHandler;
-  private readonly node: NodeMcpRequestHandler;
   private readonly origins: OriginPolicy;
   private readonly principal: Principal;
 
@@ -51,7 +50,6 @@ export class McpHttpService {
         onerror: (error) => logger.debug({ err: error }, 'mcp request rejected'),
       },
     );
-    this.node = toNodeHandler(this.handler);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
@@ -61,14 +59,12 @@ export class McpHttpService {
     const principal = this.principal;
     switch (legacyExchange(req, body)) {
       case 'notification':
-        res.writeHead(202).end();
+        res.writeHead(202, { 'content-length': 0 }).end();
         return;
       case 'request':
         return this.answer(req, res, body as JSONRPCRequest, principal);
-      default: {
-        const auth = authInfo(principal);
-        await this.node(Object.assign(req, { auth }), res, body);
-      }
+      default:
+        return serveThroughFetch(this.handler, req, res, body, authInfo(principal));
     }
   }
 

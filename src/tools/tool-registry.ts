@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import { BastionError } from '../common/bastion-error.js';
 import { SandboxRefusal } from '../workspace/sandbox.errors.js';
+import { jsonBytes } from './json-bytes.js';
 import type { Tool, ToolAnnotations, ToolContext, ToolResult } from './tool.js';
 import { InvalidToolCall, ToolRefusal } from './tool.errors.js';
 
@@ -170,7 +171,7 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, u
 }
 
 function responseBytes(result: ToolResult): number {
-  let bytes = result.structuredContent ? Buffer.byteLength(JSON.stringify(result.structuredContent)) : 0;
+  let bytes = result.structuredContent ? jsonBytes(result.structuredContent) : 0;
   for (const block of result.content) {
     if (block.type === 'text') bytes += Buffer.byteLength(block.text);
     else if (block.type === 'resource') bytes += (block.resource.blob ?? block.resource.text ?? '').length;

@@ -34,6 +34,11 @@ interface AnyClient {
     tools: Array<{ name: string; annotations?: Record<string, unknown>; outputSchema?: unknown }>;
   }>;
   callTool(params: { name: string; arguments?: Record<string, unknown> }): Promise<unknown>;
+  /** The same call with progress reporting (the two SDK generations take the options in different places). */
+  callWithProgress?: (
+    params: { name: string; arguments?: Record<string, unknown> },
+    onprogress: (progress: { progress: number; message?: string }) => void,
+  ) => Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -51,6 +56,8 @@ beforeAll(async () => {
   mkdirSync(path.join(ws.root, 'docs'));
   writeFileSync(path.join(ws.root, 'docs/guide.md'), '# Guide\nstep one\nstep two\n');
   writeFileSync(path.join(ws.root, 'pixel.png'), Buffer.from('89504e470d0a1a0a', 'hex'));
+  mkdirSync(path.join(ws.root, 'many'));
+  for (let i = 0; i < 250; i++) writeFileSync(path.join(ws.root, 'many', `f${i}.txt`), `entry ${i}\n`);
   server = await startTestServer(ws.root);
 });
 afterAll(async () => {
@@ -64,7 +71,9 @@ const clients: Array<[string, () => Promise<AnyClient>]> = [
     async () => {
       const client = new ClientV2({ name: 'e2e-v2', version: '1.0.0' });
       await client.connect(new TransportV2(new URL(server.url)));
-      return client as unknown as AnyClient;
+      return Object.assign(client as unknown as AnyClient, {
+        callWithProgress: (params, onprogress) => client.callTool(params, { onprogress }),
+      } satisfies Partial<AnyClient>);
     },
   ],
   [
@@ -72,7 +81,9 @@ const clients: Array<[string, () => Promise<AnyClient>]> = [
     async () => {
       const client = new ClientV1({ name: 'e2e-v1', version: '1.0.0' });
       await client.connect(new TransportV1(new URL(server.url)));
-      return client as unknown as AnyClient;
+      return Object.assign(client as unknown as AnyClient, {
+        callWithProgress: (params, onprogress) => client.callTool(params, undefined, { onprogress }),
+      } satisfies Partial<AnyClient>);
     },
   ],
 ];
@@ -114,6 +125,17 @@ describe.each(clients)('%s', (_label, connect) => {
     expect(listing.content[0]?.text).toContain('[DIR] docs');
     const media = await call('read_media_file', { path: 'pixel.png' });
     expect(media.content[0]).toMatchObject({ type: 'image', mimeType: 'image/png' });
+  });
+
+  it('streams progress before the result when the caller asks for it', async () => {
+    const updates: Array<{ progress: number; message?: string }> = [];
+    const result = (await client.callWithProgress!(
+      { name: 'grep_files', arguments: { path: 'many', pattern: 'entry 249$' } },
+      (update) => updates.push(update),
+    )) as Result;
+    expect(result.structuredContent).toMatchObject({ filesSearched: 250 });
+    expect(updates.map((u) => u.progress)).toEqual([100, 200]);
+    expect(updates[0]?.message).toBe('100 files searched');
   });
 
   it('answers a sandbox refusal as a tool error that names only the client path', async () => {

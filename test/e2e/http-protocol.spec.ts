@@ -132,6 +132,49 @@ describe('Streamable HTTP at /mcp: malformed and hostile requests', () => {
     expect(await errorCode(response)).toBe(-32602);
   });
 
+  it('answers a single 2025-era request with one JSON body echoing its id', async () => {
+    const response = await post(JSON.stringify({ jsonrpc: '2.0', id: 'list-1', method: 'tools/list' }));
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('application/json');
+    const body = (await response.json()) as { id: unknown; result: { tools: unknown[] } };
+    expect(body.id).toBe('list-1');
+    expect(body.result.tools.length).toBeGreaterThan(10);
+  });
+
+  it('acknowledges a 2025-era notification with 202 and no body', async () => {
+    const response = await post(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+    expect(response.status).toBe(202);
+    expect(await response.text()).toBe('');
+  });
+
+  it('answers 406 when the client does not accept both JSON and SSE', async () => {
+    const response = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), {
+      accept: 'application/json',
+    });
+    expect(response.status).toBe(406);
+  });
+
+  it('answers 400 for an MCP-Protocol-Version it does not serve', async () => {
+    const response = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), {
+      'mcp-protocol-version': '1999-01-01',
+    });
+    expect(response.status).toBe(400);
+  });
+
+  it('answers a 2025-03-26 batch with one response per request', async () => {
+    const response = await post(
+      JSON.stringify([
+        { jsonrpc: '2.0', id: 1, method: 'ping' },
+        { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+      ]),
+      { 'mcp-protocol-version': '2025-03-26' },
+    );
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expect(text).toContain('"id":1');
+    expect(text).toContain('"id":2');
+  });
+
   it('answers unknown routes with a JSON 404', async () => {
     const response = await fetch(server.url.replace('/mcp', '/nope'));
     expect(response.status).toBe(404);

@@ -106,7 +106,7 @@ export const grepFiles = defineTool({
     filesSearched: z.number(),
     truncated: z.boolean(),
   }),
-  async handler({ path, pattern, include, caseSensitive, maxMatches }, { sandbox, signal }) {
+  async handler({ path, pattern, include, caseSensitive, maxMatches }, { sandbox, signal, progress }) {
     checkPatterns(sandbox, include ? [pattern, include] : [pattern]);
     const regex = compilePattern('regex', pattern, () =>
       RE2JS.compile(pattern, caseSensitive ? 0 : RE2JS.CASE_INSENSITIVE),
@@ -136,6 +136,9 @@ export const grepFiles = defineTool({
       const text = await searchableText(openQuietly(entry), sandbox.limits.maxFileBytes);
       if (text === null) return;
       filesSearched++;
+      if (progress && filesSearched % PROGRESS_EVERY_FILES === 0) {
+        progress({ progress: filesSearched, message: `${filesSearched} files searched` }).catch(() => {});
+      }
       return scan(entry.rel, text);
     };
 
@@ -163,6 +166,9 @@ export const grepFiles = defineTool({
     return dataResult(text, { content: text, matches: found, filesSearched, truncated: note !== null });
   },
 });
+
+/** How often grep_files reports progress to a caller that asked for it (a progressToken). */
+const PROGRESS_EVERY_FILES = 100;
 
 /** The text of a regular file within the size bound, or null for binary, oversized or special files. Closes the handle. */
 async function searchableText(handle: OpenFile | null, maxBytes: number): Promise<string | null> {
