@@ -52,7 +52,14 @@ async function stdio(flags: CommonFlags): Promise<void> {
   const config = configFrom(flags);
   const runtime = await createRuntime(config);
   const handle = runStdio(runtime);
-  onShutdown(config.server.shutdownGraceMs, () => handle.close(), runtime.logger);
+  onShutdown(
+    config.server.shutdownGraceMs,
+    async () => {
+      await handle.close();
+      runtime.surface.watcher.close();
+    },
+    runtime.logger,
+  );
 }
 
 /** Stops taking work on SIGINT/SIGTERM, lets in-flight requests finish within the grace period, then exits. */

@@ -60,6 +60,7 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
     async close() {
       await mcp.close();
       await app.close();
+      runtime.surface.watcher.close();
     },
   };
 }

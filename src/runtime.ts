@@ -3,6 +3,7 @@ import type { BastionConfig } from './config/config.schema.js';
 import type { McpSurface } from './mcp/mcp-server.factory.js';
 import { createLogger } from './observability/logger.js';
 import { ToolRegistry } from './tools/tool-registry.js';
+import { FileWatcher } from './workspace/file-watcher.js';
 import { Sandbox } from './workspace/sandbox.js';
 import { WorkspacePrompts } from './workspace/workspace.prompts.js';
 import { WorkspaceResources } from './workspace/workspace.resources.js';
@@ -33,6 +34,11 @@ export async function createRuntime(
     config,
     logger,
     sandbox,
-    surface: { registry, resources: new WorkspaceResources(), prompts: new WorkspacePrompts() },
+    surface: {
+      registry,
+      resources: new WorkspaceResources(),
+      prompts: new WorkspacePrompts(),
+      watcher: new FileWatcher(),
+    },
   };
 }

@@ -14,7 +14,7 @@ import { localPrincipal, type Principal } from '../auth/principal.js';
 import type { Runtime } from '../runtime.js';
 import { ExchangeTransport } from './exchange-transport.js';
 import { serveThroughFetch } from './fetch-bridge.js';
-import { createMcpServer } from './mcp-server.factory.js';
+import { createMcpServer, type ResourceUpdates } from './mcp-server.factory.js';
 import { OriginPolicy } from './origin-policy.js';
 
 /** Marks a request body that was not valid JSON, so /mcp can answer JSON-RPC -32700. */
@@ -33,6 +33,11 @@ export class McpHttpService {
   private readonly handler: McpHttpHandler;
   private readonly origins: OriginPolicy;
   private readonly principal: Principal;
+  /**
+   * One publisher per watched URI, so a change is published once however many streams listen to it (the
+   * watcher counts one listener added twice as one). Only URIs of files that could be watched are kept.
+   */
+  private readonly publishers = new Map<string, () => void>();
 
   constructor(private readonly runtime: Runtime) {
     const { config, logger } = runtime;
@@ -43,6 +48,7 @@ export class McpHttpService {
         this.serverFor(
           principalOf(ctx.authInfo) ?? this.principal,
           ctx.requestInfo?.headers.get('x-request-id') ?? undefined,
+          ctx.era === 'modern' ? 'listen' : 'none',
         ),
       {
         legacy: 'stateless',
@@ -64,6 +70,7 @@ export class McpHttpService {
       case 'request':
         return this.answer(req, res, body as JSONRPCRequest, principal);
       default:
+        await this.watchListenedResources(res, body);
         return serveThroughFetch(this.handler, req, res, body, authInfo(principal));
     }
   }
@@ -89,9 +96,38 @@ export class McpHttpService {
     }
   }
 
-  private serverFor(principal: Principal, requestId: string | undefined): Server {
+  private serverFor(
+    principal: Principal,
+    requestId: string | undefined,
+    updates: ResourceUpdates = 'none',
+  ): Server {
     const { surface, sandbox, logger } = this.runtime;
-    return createMcpServer(surface, { principal, sandbox, logger, requestId: requestId ?? randomUUID() });
+    return createMcpServer(
+      surface,
+      { principal, sandbox, logger, requestId: requestId ?? randomUUID() },
+      updates,
+    );
+  }
+
+  /**
+   * A 2026-07-28 subscriptions/listen stream that asks for resource updates: the files it names are watched
+   * while the stream is open, and each change is published to the SDK's event bus, which delivers it to
+   * every stream subscribed to that URI. URIs a read could not reach are not watched.
+   */
+  private async watchListenedResources(res: ServerResponse, body: unknown): Promise<void> {
+    const uris = listenedResources(body);
+    if (uris.length === 0) return;
+    const stops: Array<() => void> = [];
+    for (const uri of uris.slice(0, MAX_LISTENED_RESOURCES)) {
+      const publish = this.publishers.get(uri) ?? (() => void this.handler.notify.resourceUpdated(uri));
+      try {
+        stops.push(await this.runtime.surface.watcher.watch(this.runtime.sandbox, uri, publish));
+        this.publishers.set(uri, publish);
+      } catch {
+        // not a file this client could read: nothing to watch
+      }
+    }
+    res.once('close', () => stops.forEach((stop) => stop()));
   }
 }
 
@@ -120,6 +156,19 @@ function legacyExchange(req: IncomingMessage, body: unknown): 'request' | 'notif
   if (route.kind !== 'legacy') return null;
   if (route.reason === 'initialize' || route.reason === 'no-claim') return 'request';
   return route.reason === 'notification' ? 'notification' : null;
+}
+
+const MAX_LISTENED_RESOURCES = 100;
+
+/** The resource URIs a subscriptions/listen request asks to be told about. */
+function listenedResources(body: unknown): string[] {
+  const message = body as {
+    method?: unknown;
+    params?: { notifications?: { resourceSubscriptions?: unknown } };
+  };
+  if (message?.method !== 'subscriptions/listen') return [];
+  const uris = message.params?.notifications?.resourceSubscriptions;
+  return Array.isArray(uris) ? uris.filter((uri): uri is string => typeof uri === 'string') : [];
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {

@@ -8,6 +8,8 @@ import type { Sandbox } from '../workspace/sandbox.js';
 import { SERVER_INFO, SERVER_INSTRUCTIONS } from './server-info.js';
 import type { WorkspaceResources } from '../workspace/workspace.resources.js';
 import type { WorkspacePrompts } from '../workspace/workspace.prompts.js';
+import type { FileWatcher } from '../workspace/file-watcher.js';
+import { serveResourceSubscriptions } from './resource-subscriptions.js';
 
 /** Who a server instance serves: one HTTP request, or one stdio connection. */
 export interface ServingContext {
@@ -22,9 +24,15 @@ export interface McpSurface {
   registry: ToolRegistry;
   resources: WorkspaceResources;
   prompts: WorkspacePrompts;
-  /** Whether resources/subscribe is served (a long-lived connection with file watching). */
-  subscriptions?: (server: Server, serving: ServingContext) => void;
+  watcher: FileWatcher;
 }
+
+/**
+ * How a server delivers resource updates: 'subscribe' serves resources/subscribe on a connection that lives
+ * on (stdio); 'listen' declares the capability for 2026-07-28 subscriptions/listen streams, which the HTTP
+ * service feeds; 'none' for stateless 2025 HTTP, which has no channel to deliver them on.
+ */
+export type ResourceUpdates = 'subscribe' | 'listen' | 'none';
 
 // Lists differ by principal, so they may be cached by the requesting client only (2026-07-28 caching hints).
 const CACHE_HINTS = {
@@ -40,11 +48,15 @@ const CACHE_HINTS = {
  * Builds the SDK's protocol server for one serving unit. Everything heavy (schemas, descriptors) was built
  * once at start; this only wires handlers to the registry, so it is cheap enough to run per request.
  */
-export function createMcpServer(surface: McpSurface, serving: ServingContext): Server {
+export function createMcpServer(
+  surface: McpSurface,
+  serving: ServingContext,
+  updates: ResourceUpdates = 'none',
+): Server {
   const server = new Server(SERVER_INFO, {
     capabilities: {
       tools: { listChanged: false },
-      resources: { listChanged: false, ...(surface.subscriptions ? { subscribe: true } : {}) },
+      resources: { listChanged: false, subscribe: updates !== 'none' },
       prompts: { listChanged: false },
       completions: {},
       logging: {},
@@ -87,7 +99,7 @@ export function createMcpServer(surface: McpSurface, serving: ServingContext): S
     (request, ctx) => prompts.complete(serving, request.params, ctx.mcpReq.signal) as never,
   );
   server.setRequestHandler('logging/setLevel', () => ({}));
-  surface.subscriptions?.(server, serving);
+  if (updates === 'subscribe') serveResourceSubscriptions(server, serving, surface.watcher);
   return server;
 }
 

@@ -20,7 +20,7 @@ export function runStdio(runtime: Runtime): StdioServerHandle {
         sandbox,
         logger,
       };
-      const server = createMcpServer(surface, serving);
+      const server = createMcpServer(surface, serving, 'subscribe');
       const applyRoots = async (): Promise<void> => {
         if (!server.getClientCapabilities()?.roots) return;
         try {

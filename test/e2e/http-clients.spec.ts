@@ -69,8 +69,12 @@ const clients: Array<[string, () => Promise<AnyClient>]> = [
   [
     'SDK v2 client (2026-07-28)',
     async () => {
-      const client = new ClientV2({ name: 'e2e-v2', version: '1.0.0' });
+      const client = new ClientV2(
+        { name: 'e2e-v2', version: '1.0.0' },
+        { versionNegotiation: { mode: 'auto' } },
+      );
       await client.connect(new TransportV2(new URL(server.url)));
+      expect(client.getNegotiatedProtocolVersion()).toBe('2026-07-28');
       return Object.assign(client as unknown as AnyClient, {
         callWithProgress: (params, onprogress) => client.callTool(params, { onprogress }),
       } satisfies Partial<AnyClient>);
@@ -152,5 +156,38 @@ describe.each(clients)('%s', (_label, connect) => {
     await expect(client.callTool({ name: 'read_text_file', arguments: { path: 42 } })).rejects.toMatchObject({
       code: -32602,
     });
+  });
+});
+
+describe('resource updates over HTTP', () => {
+  it('declares no subscriptions to 2025-era clients: stateless HTTP has no channel to deliver them', async () => {
+    const client = new ClientV1({ name: 'e2e-v1', version: '1.0.0' });
+    await client.connect(new TransportV1(new URL(server.url)));
+    try {
+      expect(client.getServerCapabilities()?.resources?.subscribe).toBeFalsy();
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('streams resources/updated on a 2026-07-28 listen stream when a subscribed file changes', async () => {
+    const client = new ClientV2(
+      { name: 'e2e-listen', version: '1.0.0' },
+      { versionNegotiation: { mode: 'auto' } },
+    );
+    await client.connect(new TransportV2(new URL(server.url)));
+    const updated: string[] = [];
+    client.setNotificationHandler('notifications/resources/updated', (n) => void updated.push(n.params.uri));
+    const subscription = await client.listen({ resourceSubscriptions: ['workspace:///docs/guide.md'] });
+    try {
+      expect(subscription.honoredFilter.resourceSubscriptions).toEqual(['workspace:///docs/guide.md']);
+      writeFileSync(path.join(ws.root, 'docs/guide.md'), '# Guide\nrewritten\n');
+      const started = Date.now();
+      while (updated.length === 0 && Date.now() - started < 5000) await new Promise((r) => setTimeout(r, 20));
+      expect(updated).toEqual(['workspace:///docs/guide.md']);
+    } finally {
+      await subscription.close();
+      await client.close();
+    }
   });
 });

@@ -5,6 +5,9 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport as StdioTransportV1 } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createWorkspaceFixture, type WorkspaceFixture } from '../support/workspace-fixture.js';
 
 const CLI = path.resolve('dist/cli.js');
@@ -137,4 +140,47 @@ describe('bastion stdio', () => {
     for (const line of lines) expect(JSON.parse(line)).toMatchObject({ jsonrpc: '2.0' });
     expect(lines.map((l) => JSON.parse(l).id)).toEqual([1, 2]);
   });
+
+  it('sends resources/updated for a subscribed file until unsubscribed (2025 revisions)', async () => {
+    const client = new ClientV1({ name: 'stdio-subscriber', version: '1.0.0' });
+    await client.connect(
+      new StdioTransportV1({
+        command: process.execPath,
+        args: [CLI, 'stdio', '--workspace', ws.root],
+        stderr: 'pipe',
+      }),
+    );
+    try {
+      expect(client.getServerCapabilities()?.resources?.subscribe).toBe(true);
+      const updated: string[] = [];
+      client.setNotificationHandler(
+        ResourceUpdatedNotificationSchema,
+        (n) => void updated.push(n.params.uri),
+      );
+      await client.subscribeResource({ uri: 'workspace:///top.txt' });
+      await client.callTool({ name: 'write_file', arguments: { path: 'top.txt', content: 'changed\n' } });
+      await waitFor(() => updated.length > 0);
+      expect(updated).toEqual(['workspace:///top.txt']);
+
+      await client.unsubscribeResource({ uri: 'workspace:///top.txt' });
+      await client.callTool({ name: 'write_file', arguments: { path: 'top.txt', content: 'again\n' } });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(updated).toHaveLength(1);
+
+      await expect(client.subscribeResource({ uri: 'workspace:///missing.txt' })).rejects.toThrow(
+        /not found/i,
+      );
+      await expect(client.subscribeResource({ uri: 'workspace:///../../etc/passwd' })).rejects.toThrow();
+    } finally {
+      await client.close();
+    }
+  });
 });
+
+async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

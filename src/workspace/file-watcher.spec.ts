@@ -1,0 +1,94 @@
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { configSchema } from '../config/config.schema.js';
+import { FileWatcher } from './file-watcher.js';
+import { Sandbox } from './sandbox.js';
+import { SandboxRefusal } from './sandbox.errors.js';
+
+let base: string;
+let root: string;
+let sandbox: Sandbox;
+let watcher: FileWatcher;
+
+beforeEach(async () => {
+  base = mkdtempSync(path.join(os.tmpdir(), 'bastion-watch-'));
+  root = path.join(base, 'ws');
+  mkdirSync(path.join(root, 'dir'), { recursive: true });
+  writeFileSync(path.join(root, 'dir/a.txt'), 'one');
+  writeFileSync(path.join(base, 'outside.txt'), 'secret');
+  symlinkSync(path.join(base, 'outside.txt'), path.join(root, 'escape.txt'));
+  const { workspace } = configSchema.parse({ workspace: { root } });
+  sandbox = await Sandbox.create(workspace);
+  watcher = new FileWatcher({ debounceMs: 20 });
+});
+afterEach(() => {
+  watcher.close();
+  rmSync(base, { recursive: true, force: true });
+});
+
+const changes = (count: number, listener: { calls: number }, timeoutMs = 3000) =>
+  new Promise<void>((resolve, reject) => {
+    const started = Date.now();
+    const poll = setInterval(() => {
+      if (listener.calls >= count) {
+        clearInterval(poll);
+        resolve();
+      } else if (Date.now() - started > timeoutMs) {
+        clearInterval(poll);
+        reject(new Error(`saw ${listener.calls} changes, wanted ${count}`));
+      }
+    }, 10);
+  });
+
+describe('FileWatcher', () => {
+  it('reports a change to a watched file, including a replacement by rename (an atomic write)', async () => {
+    const seen = { calls: 0 };
+    await watcher.watch(sandbox, 'workspace:///dir/a.txt', () => seen.calls++);
+    writeFileSync(path.join(root, 'dir/a.txt'), 'two');
+    await changes(1, seen);
+    writeFileSync(path.join(root, 'dir/.tmp'), 'three');
+    renameSync(path.join(root, 'dir/.tmp'), path.join(root, 'dir/a.txt'));
+    await changes(2, seen);
+  });
+
+  it('ignores other files in the same directory and stops after unsubscribe', async () => {
+    const seen = { calls: 0 };
+    const stop = await watcher.watch(sandbox, 'workspace:///dir/a.txt', () => seen.calls++);
+    writeFileSync(path.join(root, 'dir/b.txt'), 'other');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seen.calls).toBe(0);
+    stop();
+    expect(watcher.watchedDirectories).toBe(0);
+    writeFileSync(path.join(root, 'dir/a.txt'), 'after');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seen.calls).toBe(0);
+  });
+
+  it('calls one listener once per change however often it subscribed, until every subscription ends', async () => {
+    const seen = { calls: 0 };
+    const listener = () => seen.calls++;
+    const first = await watcher.watch(sandbox, 'workspace:///dir/a.txt', listener);
+    await watcher.watch(sandbox, 'workspace:///dir/a.txt', listener);
+    first();
+    writeFileSync(path.join(root, 'dir/a.txt'), 'changed');
+    await changes(1, seen);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seen.calls).toBe(1);
+  });
+
+  it('refuses what a read could not reach: a link out, a missing file, a directory, a foreign URI', async () => {
+    const listener = () => undefined;
+    for (const uri of [
+      'workspace:///escape.txt',
+      'workspace:///missing.txt',
+      'workspace:///dir',
+      'workspace:///../outside.txt',
+      'file:///etc/passwd',
+    ]) {
+      await expect(watcher.watch(sandbox, uri, listener)).rejects.toBeInstanceOf(SandboxRefusal);
+    }
+    expect(watcher.watchedDirectories).toBe(0);
+  });
+});
