@@ -944,6 +944,21 @@ describe('hostile workspace: resource bombs', () => {
   );
 
   it(
+    'one 8 MiB line for grep_files: matched in its first 64 KiB, answered fast',
+    async () => {
+      writeFileSync(inRoot('minified.js'), `START${'x'.repeat(8 * 1024 * 1024)}END\n`);
+      arm();
+      const start = await call('grep_files', { path: 'minified.js', pattern: 'START' });
+      expectFast(start);
+      expect((start.result.structuredContent?.matches as unknown[]).length).toBe(1);
+      const end = await call('grep_files', { path: 'minified.js', pattern: '(x|xx)+END' });
+      expectFast(end);
+      expect(end.result.structuredContent?.matches).toEqual([]);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
     "regex bombs for grep_files: '(a+)+$' and '(a|aa)*b' fast; backreferences and lookaround refused",
     async () => {
       writeFileSync(inRoot('as.txt'), `${'a'.repeat(50_000)}\n`.repeat(20) + `${'a'.repeat(30)}!\n`);

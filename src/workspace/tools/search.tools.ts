@@ -9,6 +9,11 @@ import { checkPatterns, compilePattern } from './patterns.js';
 
 const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
 const MAX_LINE_CHARS = 500;
+/**
+ * A line is matched in its first this many characters. The regex engine is linear, but one multi-megabyte
+ * line (minified code, a data dump) would still hold the event loop for longer than the search deadline.
+ */
+const MAX_SCANNED_LINE_CHARS = 64 * 1024;
 const BINARY_SNIFF_BYTES = 8 * 1024;
 
 function walkOptions(sandbox: Sandbox, signal: AbortSignal, exclude?: (path: string) => boolean) {
@@ -90,7 +95,8 @@ export const grepFiles = defineTool({
   description:
     'Search file contents for a regular expression (RE2 syntax: no backreferences or lookaround, and no ' +
     'pattern can take more than linear time). Returns matching lines as path:line: text. Binary and ' +
-    'oversized files are skipped. Bounded in matches, bytes, entries and time.',
+    'oversized files are skipped; a very long line is matched in its first 64 KiB. Bounded in matches, ' +
+    'bytes, entries and time.',
   scope: 'files:read',
   annotations: READ_ONLY,
   input: z.object({
@@ -124,7 +130,8 @@ export const grepFiles = defineTool({
       for (const line of text.split('\n')) {
         lineNumber++;
         if (signal.aborted || Date.now() > options.deadline) return 'time';
-        if (!regex.matcher(line).find()) continue;
+        const scanned = line.length > MAX_SCANNED_LINE_CHARS ? line.slice(0, MAX_SCANNED_LINE_CHARS) : line;
+        if (!regex.matcher(scanned).find()) continue;
         const shown = line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}…` : line;
         byteBudget.left -= shown.length + rel.length + 16;
         found.push({ path: rel, line: lineNumber, text: shown.replace(/\r$/, '') });
