@@ -1,7 +1,7 @@
 // Third-party MCP checks against a freshly started Bastion: `npm run checks` (CI runs it after the tests).
 //
 // Starts `node dist/cli.js serve` on a free loopback port with a temporary workspace, then runs the shared
-// checks (BASTION_CHECKS_DIR, default ../shared/checks): the official conformance suite for the 2025
+// checks (SHARED_CHECKS_DIR, default ../shared/checks): the official conformance suite for the 2025
 // revisions (0.1.16) and for 2026-07-28 (0.2.0, REQUIREMENTS=2026-07-28), the Inspector CLI, Claude
 // Desktop's bridge mcp-remote and a Cursor-style client. Fails unless every scenario that applies to a
 // server without the suite's test_* fixtures passes, and every client lists the tools and calls one.
@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CHECKS = path.resolve(process.env.BASTION_CHECKS_DIR ?? path.join(REPO, '..', 'shared', 'checks'));
+const CHECKS = path.resolve(process.env.SHARED_CHECKS_DIR ?? path.join(REPO, '..', 'shared', 'checks'));
 
 // Scenarios that apply to any server (the rest need the suite's test_* fixture tools and prompts).
 const SUITES = [
@@ -150,7 +150,7 @@ function failedChecks(outDir, scenario) {
 
 async function main() {
   if (!existsSync(path.join(CHECKS, 'conformance.sh'))) {
-    throw new Error(`the shared checks are not at ${CHECKS} (set BASTION_CHECKS_DIR)`);
+    throw new Error(`the shared checks are not at ${CHECKS} (set SHARED_CHECKS_DIR)`);
   }
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'bastion-checks-'));
   const workspace = path.join(tmp, 'workspace');
@@ -173,9 +173,12 @@ async function main() {
       if (status !== 0) failures.push(`${client}: exit ${status}`);
     }
   } finally {
-    const exited = new Promise((resolve) => server.child.once('exit', resolve));
-    if (server.child.exitCode === null) server.child.kill('SIGTERM');
-    await exited;
+    const { child } = server;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
     rmSync(tmp, { recursive: true, force: true });
   }
   if (failures.length > 0) {
