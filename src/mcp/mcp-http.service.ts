@@ -33,6 +33,8 @@ export class McpHttpService {
   private readonly handler: McpHttpHandler;
   private readonly origins: OriginPolicy;
   private readonly principal: Principal;
+  /** The principal as the SDK carries it (built once: every request of this service runs as it). */
+  private readonly auth: AuthInfo;
   /**
    * One publisher per watched URI, so a change is published once however many streams listen to it (the
    * watcher counts one listener added twice as one). Only URIs of files that could be watched are kept.
@@ -42,6 +44,7 @@ export class McpHttpService {
   constructor(private readonly runtime: Runtime) {
     const { config, logger } = runtime;
     this.principal = localPrincipal(config.workspace.readOnly);
+    this.auth = authInfo(this.principal);
     this.origins = new OriginPolicy(config.server);
     this.handler = createMcpHandler(
       (ctx) =>
@@ -62,16 +65,15 @@ export class McpHttpService {
     const verdict = this.origins.check(req.headers);
     if (!verdict.ok) return reject(res, 403, -32600, `Forbidden: ${verdict.reason}.`);
     if (body === MALFORMED_JSON) return reject(res, 400, -32700, 'Parse error: the body is not valid JSON.');
-    const principal = this.principal;
     switch (legacyExchange(req, body)) {
       case 'notification':
         res.writeHead(202, { 'content-length': 0 }).end();
         return;
       case 'request':
-        return this.answer(req, res, body as JSONRPCRequest, principal);
+        return this.answer(req, res, body as JSONRPCRequest);
       default:
         await this.watchListenedResources(res, body);
-        return serveThroughFetch(this.handler, req, res, body, authInfo(principal));
+        return serveThroughFetch(this.handler, req, res, body, this.auth);
     }
   }
 
@@ -79,17 +81,12 @@ export class McpHttpService {
     return this.handler.close();
   }
 
-  private async answer(
-    req: IncomingMessage,
-    res: ServerResponse,
-    message: JSONRPCRequest,
-    principal: Principal,
-  ): Promise<void> {
-    const server = this.serverFor(principal, header(req.headers, 'x-request-id'));
+  private async answer(req: IncomingMessage, res: ServerResponse, message: JSONRPCRequest): Promise<void> {
+    const server = this.serverFor(this.principal, header(req.headers, 'x-request-id'));
     const transport = new ExchangeTransport(res, message.id);
     try {
       await server.connect(transport);
-      transport.onmessage?.(message, { authInfo: authInfo(principal) });
+      transport.onmessage?.(message, { authInfo: this.auth });
     } catch (error) {
       this.runtime.logger.error({ err: error }, 'mcp exchange failed');
       if (!res.headersSent) reject(res, 500, -32603, 'Internal server error', message.id);

@@ -1,8 +1,5 @@
-import { constants, fstat, fstatSync, promises as fs, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { constants, fstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
-
-const fstatAsync = promisify(fstat);
 
 /**
  * Finds where an open descriptor really is, so the sandbox checks what was opened rather than the name
@@ -13,24 +10,18 @@ const fstatAsync = promisify(fstat);
  */
 export interface FdLocator {
   readonly anchored: boolean;
-  /** The real absolute path of an open descriptor, or null when it cannot be told. */
-  locate(fd: number, expected: string): Promise<string | null>;
-  /** locate(), as one synchronous call (for a freshly opened file, cheaper than a thread-pool round trip). */
-  locateSync(fd: number, expected: string): string | null;
+  /**
+   * The real absolute path of an open descriptor, or null when it cannot be told. Synchronous: one cheap
+   * system call on a freshly opened descriptor, less than a round trip through libuv's thread pool.
+   */
+  locate(fd: number, expected: string): string | null;
   /** A path naming `name` inside the directory open as `dirFd`, resolved from the descriptor itself. */
   child(dirFd: number, dirReal: string, name: string): string;
 }
 
 const procLocator: FdLocator = {
   anchored: true,
-  async locate(fd) {
-    try {
-      return await fs.readlink(`/proc/self/fd/${fd}`);
-    } catch {
-      return null;
-    }
-  },
-  locateSync(fd) {
+  locate(fd) {
     try {
       return readlinkSync(`/proc/self/fd/${fd}`);
     } catch {
@@ -44,15 +35,7 @@ const procLocator: FdLocator = {
 
 const inodeLocator: FdLocator = {
   anchored: false,
-  async locate(fd, expected) {
-    try {
-      const [opened, named] = await Promise.all([fstatAsync(fd), fs.stat(expected)]);
-      return opened.dev === named.dev && opened.ino === named.ino ? expected : null;
-    } catch {
-      return null;
-    }
-  },
-  locateSync(fd, expected) {
+  locate(fd, expected) {
     try {
       const opened = fstatSync(fd);
       const named = statSync(expected);

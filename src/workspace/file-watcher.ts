@@ -43,9 +43,8 @@ export class FileWatcher {
   async watch(sandbox: Sandbox, uri: string, listener: Listener): Promise<() => void> {
     const rel = pathFromWorkspaceUri(uri);
     if (rel === null) throw new SandboxRefusal('not_found', `${uri} is not a workspace resource.`);
-    const { stats } = await sandbox.inspect(rel);
+    const { stats, real } = await sandbox.inspect(rel);
     if (!stats.isFile()) throw new SandboxRefusal('is_a_directory', `${uri} is not a file.`);
-    const { real } = await sandbox.resolveExisting(rel);
     const dirPath = path.dirname(real);
     const name = path.basename(real);
     const dir = this.dirs.get(dirPath) ?? this.open(dirPath);

@@ -86,9 +86,8 @@ export class Sandbox {
   /** Opens an existing regular file for reading. */
   async openFile(clientPath: string): Promise<OpenedFile> {
     const { rel, real } = this.resolve(clientPath);
-    const handle = new OpenFile(this.openFd(real, O.readFile, clientPath));
+    const handle = this.openVerified(real, clientPath);
     try {
-      if (this.locator.locateSync(handle.fd, real) !== real) throw this.raced(clientPath);
       const stats = handle.stat();
       if (stats.isDirectory()) {
         throw new SandboxRefusal('is_a_directory', `Refused ${quote(clientPath)}: it is a directory, not a file.`);
@@ -102,12 +101,11 @@ export class Sandbox {
   }
 
   /** Metadata of an existing file or directory (after symlinks), read from the opened descriptor. */
-  async inspect(clientPath: string): Promise<{ rel: string; stats: Stats }> {
+  async inspect(clientPath: string): Promise<{ rel: string; real: string; stats: Stats }> {
     const { rel, real } = this.resolve(clientPath);
-    const handle = new OpenFile(this.openFd(real, O.readFile, clientPath));
+    const handle = this.openVerified(real, clientPath);
     try {
-      if (this.locator.locateSync(handle.fd, real) !== real) throw this.raced(clientPath);
-      return { rel, stats: handle.stat() };
+      return { rel, real, stats: handle.stat() };
     } finally {
       handle.close();
     }
@@ -206,7 +204,7 @@ export class Sandbox {
   private async openDirAt(rel: string, real: string, clientPath: string): Promise<DirHandle> {
     const handle = await this.open(real, O.readDir, clientPath);
     try {
-      await this.verify(handle, real, clientPath);
+      if (this.locator.locate(handle.fd, real) !== real) throw this.raced(clientPath);
     } catch (error) {
       await handle.close();
       throw error;
@@ -222,12 +220,20 @@ export class Sandbox {
     }
   }
 
-  private openFd(real: string, flags: number, clientPath: string): number {
+  /** Opens a resolved path for reading without following a final link, and checks what was opened. */
+  private openVerified(real: string, clientPath: string): OpenFile {
+    let handle: OpenFile;
     try {
-      return openSync(real, flags);
+      handle = new OpenFile(openSync(real, O.readFile));
     } catch (error) {
-      throw this.openRefusal(error, flags, real, clientPath);
+      throw this.openRefusal(error, O.readFile, real, clientPath);
     }
+    // Security: check what was opened, not the name that was checked.
+    if (this.locator.locate(handle.fd, real) !== real) {
+      handle.close();
+      throw this.raced(clientPath);
+    }
+    return handle;
   }
 
   private openRefusal(error: unknown, flags: number, real: string, clientPath: string): SandboxRefusal {
@@ -241,12 +247,6 @@ export class Sandbox {
       return new SandboxRefusal('not_a_directory', `Refused ${quote(clientPath)}: it is not a directory.`);
     }
     return this.refusal(error, clientPath);
-  }
-
-  // Security: check what was opened, not the name that was checked.
-  private async verify(handle: FileHandle, real: string, clientPath: string): Promise<void> {
-    const located = await this.locator.locate(handle.fd, real);
-    if (located !== real) throw this.raced(clientPath);
   }
 
   private checkReal(real: string, clientPath: string): string {
