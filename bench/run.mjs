@@ -3,8 +3,8 @@
 //
 // Environment: BENCH_DURATION (seconds per measured scenario, default 10), BENCH_WARMUP (seconds, default 2),
 // BENCH_CONNECTIONS (default "1,16,64"), BENCH_CALLERS (connect-cycle callers, default 16),
-// BENCH_CLIENTS (memory scenario clients, default 1000), BENCH_MEMORY_ROUNDS (repeat the 1000 clients to tell
-// heap growth from a leak, default 1), BENCH_NO_PIN=1 (skip taskset).
+// BENCH_CLIENTS (memory scenario clients, default 1000), BENCH_MEMORY_ROUNDS (rounds of those clients, default 5:
+// garbage the collector has not yet reclaimed looks like growth after one round, a leak keeps growing), BENCH_NO_PIN=1 (skip taskset).
 import { Buffer } from 'node:buffer';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -49,7 +49,7 @@ const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '1,16,64').split(',').map(
 const CALLERS = envNumber('BENCH_CALLERS', 16);
 const CLIENTS = envNumber('BENCH_CLIENTS', 1000);
 const CLIENT_CONCURRENCY = 16;
-const MEMORY_ROUNDS = envNumber('BENCH_MEMORY_ROUNDS', 1);
+const MEMORY_ROUNDS = envNumber('BENCH_MEMORY_ROUNDS', 5);
 
 const log = (message) => process.stderr.write(`[bench] ${message}\n`);
 
@@ -155,12 +155,14 @@ async function memoryScenario(pin, server, expectText) {
   }
   const [first] = rounds;
   const after = first.rssAfterKiB;
+  const last = rounds.at(-1).rssAfterKiB;
   return {
     protocol: LEGACY,
     rssBeforeKiB: before,
     rssPeakKiB: peak,
     rssAfterKiB: after,
     rssDeltaKiB: before !== null && after !== null ? after - before : null,
+    rssLastDeltaKiB: before !== null && last !== null ? last - before : null,
     ...first,
     ...(rounds.length > 1 ? { rssAfterEachRoundKiB: rounds.map((r) => r.rssAfterKiB) } : {}),
   };
@@ -168,6 +170,7 @@ async function memoryScenario(pin, server, expectText) {
 
 const fmt = (v, digits = 2) => (v === null || v === undefined ? 'n/a' : Number(v).toFixed(digits));
 const mib = (kib) => (kib === null ? 'n/a' : `${(kib / 1024).toFixed(1)} MiB`);
+const signedMib = (kib) => (kib === null ? 'n/a' : `${kib >= 0 ? '+' : ''}${mib(kib)}`);
 
 function markdown(report) {
   const lines = [];
@@ -198,9 +201,10 @@ function markdown(report) {
   lines.push(
     `- RSS (${m.protocol}, ${m.clients} clients on new connections, ${m.completed} completed, ${m.errors} errors): ` +
       `before **${mib(m.rssBeforeKiB)}**, peak ${mib(m.rssPeakKiB)}, after **${mib(m.rssAfterKiB)}**, ` +
-      `difference **${m.rssDeltaKiB === null ? 'n/a' : `${m.rssDeltaKiB >= 0 ? '+' : ''}${mib(m.rssDeltaKiB)}`}**` +
+      `difference **${signedMib(m.rssDeltaKiB)}**` +
       (m.rssAfterEachRoundKiB
-        ? `; after each round of ${m.clients}: ${m.rssAfterEachRoundKiB.map(mib).join(', ')}`
+        ? `; after each round of ${m.clients}: ${m.rssAfterEachRoundKiB.map(mib).join(', ')} ` +
+          `(after the last: **${signedMib(m.rssLastDeltaKiB)}**)`
         : ''),
   );
   const interference = (r) => (r.cpu.otherCores ?? 0) + (r.cpu.stealCores ?? 0);

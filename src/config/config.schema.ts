@@ -4,7 +4,7 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 /** Globs hidden from every listing and refused by every tool, unless the operator replaces the list. */
-export const DEFAULT_DENY_PATTERNS = ['.git', '.git/**', '**/.env*', '**/*.pem', '**/*.key', '**/id_rsa*'];
+export const DEFAULT_DENY_PATTERNS = ['**/.git', '**/.env*', '**/*.pem', '**/*.key', '**/id_rsa*'];
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();

@@ -47,6 +47,7 @@ describe('PathPolicy.toRelative', () => {
     ['', 'invalid_path'],
     ['.git/config', 'denied'],
     ['.git', 'denied'],
+    ['vendor/lib/.git/hooks/pre-commit', 'denied'],
     ['app/.env', 'denied'],
     ['.env.production', 'denied'],
     ['certs/server.pem', 'denied'],
