@@ -2,6 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
+import { keysCommand, type KeysFlags } from './auth/keys.command.js';
 import { ConfigError } from './config/config.errors.js';
 import { loadConfig } from './config/config.loader.js';
 import type { BastionConfig } from './config/config.schema.js';
@@ -119,6 +120,17 @@ common(
 
 common(program.command('stdio').description('serve MCP over stdin/stdout for a local client')).action(
   (flags: CommonFlags) => stdio(flags).catch(fail),
+);
+
+program.addCommand(
+  keysCommand(
+    (flags: KeysFlags) =>
+      loadConfig({
+        ...(flags.config ? { file: flags.config } : {}),
+        overrides: { dataDir: flags.dataDir, 'auth.keysFile': flags.keysFile },
+      }),
+    (line) => process.stdout.write(`${line}\n`),
+  ),
 );
 
 program.parseAsync(process.argv).catch(fail);

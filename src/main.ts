@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module.js';
+import { Authenticator } from './auth/authenticator.js';
 import type { BastionConfig } from './config/config.schema.js';
 import { HttpErrorFilter } from './mcp/http-error.filter.js';
 import { MALFORMED_JSON, McpHttpService } from './mcp/mcp-http.service.js';
@@ -34,10 +35,15 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRuntime(runtime), adapter, {
-    bodyParser: false,
-    logger: false,
-  });
+  const authenticator = new Authenticator(config);
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRuntime(runtime, authenticator),
+    adapter,
+    {
+      bodyParser: false,
+      logger: false,
+    },
+  );
   const fastify = app.getHttpAdapter().getInstance();
   // Malformed JSON reaches the route marked, so /mcp can answer with JSON-RPC -32700 rather than a bare 400.
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
@@ -53,6 +59,7 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
   const address = app.getHttpServer().address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}/mcp`;
+  authenticator.listeningAt(`http://${host}:${address.port}`, config.server.publicUrl);
   const mcp = app.get(McpHttpService);
   return {
     app,

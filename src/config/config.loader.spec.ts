@@ -73,6 +73,23 @@ describe('loadConfig', () => {
     expect(message).not.toContain('maybe');
   });
 
+  it('requires an issuer and a JWKS URL in OAuth mode, and maps scope lists from the environment', () => {
+    expect(() => loadConfig({ env: { BASTION_AUTH: 'oauth' }, cwd: tmp() })).toThrow(
+      /auth\.oauth\.issuer: required when auth\.mode is oauth.*auth\.oauth\.jwksUrl/s,
+    );
+    const config = loadConfig({
+      env: {
+        BASTION_AUTH: 'oauth',
+        BASTION_OAUTH_ISSUER: 'https://id.example',
+        BASTION_OAUTH_JWKS_URL: 'https://id.example/jwks',
+        BASTION_OAUTH_ALGORITHMS: 'ES256,EdDSA',
+      },
+      cwd: tmp(),
+    });
+    expect(config.auth.oauth).toMatchObject({ issuer: 'https://id.example', algorithms: ['ES256', 'EdDSA'] });
+    expect(() => loadConfig({ env: { BASTION_AUTH: 'basic' }, cwd: tmp() })).toThrow(/auth\.mode/);
+  });
+
   it('rejects unknown keys in the file', () => {
     const dir = tmp();
     const file = path.join(dir, 'c.json');

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SCOPES } from '../auth/principal.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -42,12 +43,34 @@ export const configSchema = z
         requestTimeoutMs: positiveInt.default(120_000),
         /** Time given to in-flight requests on shutdown before the process exits. */
         shutdownGraceMs: positiveInt.default(10_000),
+        /** The URL clients reach this server at (behind a proxy, its public origin); defaults to the bind address. */
+        publicUrl: z.url().optional(),
       })
       .strict()
       .prefault({}),
     auth: z
       .object({
-        mode: z.enum(['none']).default('none'),
+        /** `none` is allowed only on a loopback bind. */
+        mode: z.enum(['none', 'api-key', 'oauth']).default('none'),
+        /** Hashed API keys; defaults to keys.json under the data directory. */
+        keysFile: z.string().min(1).optional(),
+        oauth: z
+          .object({
+            /** The authorization server's issuer identifier, compared exactly with the token's `iss`. */
+            issuer: z.url().optional(),
+            /** Where the issuer publishes its signing keys. */
+            jwksUrl: z.url().optional(),
+            /** The `aud` a token must carry; defaults to this server's resource URL (publicUrl + /mcp). */
+            audience: z.string().min(1).optional(),
+            algorithms: stringList.default(['RS256', 'PS256', 'ES256', 'EdDSA']),
+            clockToleranceSec: z.coerce.number().int().min(0).max(300).default(30),
+            /** The claim holding the token's scopes (a space-separated string or an array). */
+            scopeClaim: z.string().min(1).default('scope'),
+            /** Token scopes to Bastion scopes; a token scope named like a Bastion scope maps to itself. */
+            scopeMap: z.record(z.string(), z.array(z.enum(SCOPES))).default({}),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
@@ -92,7 +115,19 @@ export const configSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    const { mode, oauth } = config.auth;
+    if (mode !== 'oauth') return;
+    for (const key of ['issuer', 'jwksUrl'] as const) {
+      if (!oauth[key])
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auth', 'oauth', key],
+          message: 'required when auth.mode is oauth',
+        });
+    }
+  });
 
 export type BastionConfig = z.infer<typeof configSchema>;
 export type WorkspaceLimits = BastionConfig['workspace']['limits'];

@@ -10,8 +10,9 @@ import {
   type McpHttpHandler,
   type Server,
 } from '@modelcontextprotocol/server';
-import { localPrincipal, type Principal } from '../auth/principal.js';
+import type { Principal } from '../auth/principal.js';
 import type { Runtime } from '../runtime.js';
+import type { Sandbox } from '../workspace/sandbox.js';
 import { ExchangeTransport } from './exchange-transport.js';
 import { serveThroughFetch } from './fetch-bridge.js';
 import { createMcpServer, type ResourceUpdates } from './mcp-server.factory.js';
@@ -19,6 +20,12 @@ import { OriginPolicy } from './origin-policy.js';
 
 /** Marks a request body that was not valid JSON, so /mcp can answer JSON-RPC -32700. */
 export const MALFORMED_JSON = Symbol('malformed-json');
+
+/** Who sent a request, as the guard established it, and the workspace they work in. */
+export interface Caller {
+  principal: Principal;
+  sandbox: Sandbox;
+}
 
 /**
  * Streamable HTTP for every revision on one endpoint, stateless: nothing is kept per client between
@@ -32,9 +39,6 @@ export const MALFORMED_JSON = Symbol('malformed-json');
 export class McpHttpService {
   private readonly handler: McpHttpHandler;
   private readonly origins: OriginPolicy;
-  private readonly principal: Principal;
-  /** The principal as the SDK carries it (built once: every request of this service runs as it). */
-  private readonly auth: AuthInfo;
   /**
    * One publisher per watched URI, so a change is published once however many streams listen to it (the
    * watcher counts one listener added twice as one). Only URIs of files that could be watched are kept.
@@ -43,13 +47,11 @@ export class McpHttpService {
 
   constructor(private readonly runtime: Runtime) {
     const { config, logger } = runtime;
-    this.principal = localPrincipal(config.workspace.readOnly);
-    this.auth = authInfo(this.principal);
     this.origins = new OriginPolicy(config.server);
     this.handler = createMcpHandler(
       (ctx) =>
         this.serverFor(
-          principalOf(ctx.authInfo) ?? this.principal,
+          callerOf(ctx.authInfo),
           ctx.requestInfo?.headers.get('x-request-id') ?? undefined,
           ctx.era === 'modern' ? 'listen' : 'none',
         ),
@@ -61,7 +63,7 @@ export class McpHttpService {
     );
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse, body: unknown, caller: Caller): Promise<void> {
     const verdict = this.origins.check(req.headers);
     if (!verdict.ok) return reject(res, 403, -32600, `Forbidden: ${verdict.reason}.`);
     if (body === MALFORMED_JSON) return reject(res, 400, -32700, 'Parse error: the body is not valid JSON.');
@@ -70,10 +72,10 @@ export class McpHttpService {
         res.writeHead(202, { 'content-length': 0 }).end();
         return;
       case 'request':
-        return this.answer(req, res, body as JSONRPCRequest);
+        return this.answer(req, res, body as JSONRPCRequest, caller);
       default:
-        await this.watchListenedResources(res, body);
-        return serveThroughFetch(this.handler, req, res, body, this.auth);
+        await this.watchListenedResources(res, body, caller.sandbox);
+        return serveThroughFetch(this.handler, req, res, body, authInfo(caller));
     }
   }
 
@@ -81,12 +83,17 @@ export class McpHttpService {
     return this.handler.close();
   }
 
-  private async answer(req: IncomingMessage, res: ServerResponse, message: JSONRPCRequest): Promise<void> {
-    const server = this.serverFor(this.principal, header(req.headers, 'x-request-id'));
+  private async answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    message: JSONRPCRequest,
+    caller: Caller,
+  ): Promise<void> {
+    const server = this.serverFor(caller, header(req.headers, 'x-request-id'));
     const transport = new ExchangeTransport(res, message.id);
     try {
       await server.connect(transport);
-      transport.onmessage?.(message, { authInfo: this.auth });
+      transport.onmessage?.(message, { authInfo: authInfo(caller) });
     } catch (error) {
       this.runtime.logger.error({ err: error }, 'mcp exchange failed');
       if (!res.headersSent) reject(res, 500, -32603, 'Internal server error', message.id);
@@ -94,16 +101,12 @@ export class McpHttpService {
   }
 
   private serverFor(
-    principal: Principal,
+    caller: Caller,
     requestId: string | undefined,
     updates: ResourceUpdates = 'none',
   ): Server {
-    const { surface, sandbox, logger } = this.runtime;
-    return createMcpServer(
-      surface,
-      { principal, sandbox, logger, requestId: requestId ?? randomUUID() },
-      updates,
-    );
+    const { surface, logger } = this.runtime;
+    return createMcpServer(surface, { ...caller, logger, requestId: requestId ?? randomUUID() }, updates);
   }
 
   /**
@@ -111,14 +114,14 @@ export class McpHttpService {
    * while the stream is open, and each change is published to the SDK's event bus, which delivers it to
    * every stream subscribed to that URI. URIs a read could not reach are not watched.
    */
-  private async watchListenedResources(res: ServerResponse, body: unknown): Promise<void> {
+  private async watchListenedResources(res: ServerResponse, body: unknown, sandbox: Sandbox): Promise<void> {
     const uris = listenedResources(body);
     if (uris.length === 0) return;
     const stops: Array<() => void> = [];
     for (const uri of uris.slice(0, MAX_LISTENED_RESOURCES)) {
       const publish = this.publishers.get(uri) ?? (() => void this.handler.notify.resourceUpdated(uri));
       try {
-        stops.push(await this.runtime.surface.watcher.watch(this.runtime.sandbox, uri, publish));
+        stops.push(await this.runtime.surface.watcher.watch(sandbox, uri, publish));
         this.publishers.set(uri, publish);
       } catch {
         // not a file this client could read: nothing to watch
@@ -173,12 +176,17 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
   return Array.isArray(value) ? value[0] : value;
 }
 
-function authInfo(principal: Principal): AuthInfo {
-  return { token: '', clientId: principal.id, scopes: [...principal.scopes], extra: { principal } };
+/** The caller as the SDK carries it to the server factory. The token is never handed on. */
+function authInfo(caller: Caller): AuthInfo {
+  const { principal } = caller;
+  return { token: '', clientId: principal.id, scopes: [...principal.scopes], extra: { caller } };
 }
 
-function principalOf(auth: AuthInfo | undefined): Principal | undefined {
-  return auth?.extra?.principal as Principal | undefined;
+function callerOf(auth: AuthInfo | undefined): Caller {
+  const caller = auth?.extra?.caller as Caller | undefined;
+  // Every request reaches the SDK with the caller the guard established.
+  if (!caller) throw new Error('An MCP request reached the SDK without a caller.');
+  return caller;
 }
 
 export function jsonRpcError(code: number, message: string, id: string | number | null = null): string {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Principal } from '../auth/principal.js';
+import type { Principal, Scope } from '../auth/principal.js';
 import { BastionError } from '../common/bastion-error.js';
 import { SandboxRefusal } from '../workspace/sandbox.errors.js';
 import { jsonBytes } from './json-bytes.js';
@@ -72,6 +72,11 @@ export class ToolRegistry {
 
   has(name: string): boolean {
     return this.entries.has(name);
+  }
+
+  /** The scope a tool needs, or undefined for an unknown tool. */
+  scopeOf(name: string): Scope | undefined {
+    return this.entries.get(name)?.tool.scope;
   }
 
   /**

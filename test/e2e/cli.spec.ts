@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from '@jest/globals';
@@ -46,5 +47,59 @@ describe('bastion command line', () => {
     expect(result.stderr).toContain('log.level');
     expect(result.stderr).toContain('BASTION_TYPO');
     expect(result.stderr).not.toContain('not-a-port');
+  });
+
+  it('creates an API key, printing it once alone on the last line, and lists and revokes it', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-keys-'));
+    try {
+      const keysFile = path.join(dir, 'keys.json');
+      const created = await bastion([
+        'keys',
+        'create',
+        '--client',
+        'cursor',
+        '--scopes',
+        'files:read,agent',
+        '--keys-file',
+        keysFile,
+      ]);
+      expect(created.code).toBe(0);
+      const lines = created.stdout.trimEnd().split('\n');
+      const key = lines.at(-1) as string;
+      expect(key).toMatch(/^bst_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/);
+      const id = key.split('_')[1] as string;
+
+      const stored = readFileSync(keysFile, 'utf8');
+      expect(stored).not.toContain(key.slice(17));
+      expect(statSync(keysFile).mode & 0o777).toBe(0o600);
+
+      const listed = await bastion(['keys', 'list', '--keys-file', keysFile]);
+      expect(listed.stdout).toContain(`${id}  client=cursor  scopes=files:read,agent`);
+      expect(listed.stdout).toContain('active');
+      expect(listed.stdout).not.toContain(key);
+
+      expect((await bastion(['keys', 'revoke', id], { BASTION_KEYS_FILE: keysFile })).stdout).toContain(
+        `Revoked key ${id}`,
+      );
+      expect((await bastion(['keys', 'list', '--keys-file', keysFile])).stdout).toMatch(/revoked \d{4}-/);
+
+      const unknown = await bastion(['keys', 'revoke', 'ffffffffffff', '--keys-file', keysFile]);
+      expect(unknown.code).toBe(2);
+      expect(unknown.stderr).toContain('No key with id');
+      const badScope = await bastion([
+        'keys',
+        'create',
+        '--client',
+        'x',
+        '--scopes',
+        'root',
+        '--keys-file',
+        keysFile,
+      ]);
+      expect(badScope.code).toBe(2);
+      expect(badScope.stderr).toContain('Unknown scope "root"');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

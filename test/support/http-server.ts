@@ -11,8 +11,24 @@ export async function startTestServer(
   const config = configSchema.parse({
     server: { port: 0, ...(overrides.server as object) },
     workspace: { root: workspace, ...(overrides.workspace as object) },
+    ...(overrides.auth ? { auth: overrides.auth } : {}),
+    ...(overrides.dataDir ? { dataDir: overrides.dataDir } : {}),
     log: { level: 'silent' },
   });
   const runtime = await createRuntime(config, pino({ level: 'silent' }));
   return startHttpServer(runtime);
+}
+
+/** POSTs one 2025-06-18 JSON-RPC message to /mcp as a client would, with an optional Authorization header. */
+export function postMcp(url: string, message: unknown, authorization?: string): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-06-18',
+      ...(authorization ? { authorization } : {}),
+    },
+    body: JSON.stringify(message),
+  });
 }

@@ -1,0 +1,81 @@
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
+import type { BastionConfig } from '../config/config.schema.js';
+import type { AuthFailureReason } from './auth.errors.js';
+import { isScope, type Principal, type Scope } from './principal.js';
+
+type OAuthConfig = BastionConfig['auth']['oauth'];
+
+export class TokenRejected extends Error {
+  constructor(readonly reason: AuthFailureReason) {
+    super(reason);
+  }
+}
+
+/**
+ * OAuth 2.1 resource-server verification of JWT access tokens (MCP authorization spec): the signature
+ * against the issuer's JWKS (fetched and cached by jose, refetched when an unknown key id appears), an
+ * allowlisted algorithm, the exact issuer, this server as audience, expiry with a small clock tolerance.
+ * The token itself is never stored, logged or forwarded.
+ */
+export class JwtVerifier {
+  private readonly keys: ReturnType<typeof createRemoteJWKSet>;
+
+  constructor(
+    private readonly config: OAuthConfig & { issuer: string; jwksUrl: string },
+    private readonly audience: () => string,
+  ) {
+    this.keys = createRemoteJWKSet(new URL(config.jwksUrl), {
+      timeoutDuration: 5_000,
+      cooldownDuration: 30_000,
+    });
+  }
+
+  async verify(token: string, readOnly: boolean): Promise<Principal> {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.keys, {
+        issuer: this.config.issuer,
+        audience: this.audience(),
+        algorithms: this.config.algorithms,
+        clockTolerance: this.config.clockToleranceSec,
+        requiredClaims: ['exp', 'sub'],
+      }));
+    } catch (error) {
+      throw new TokenRejected(reasonFor(error));
+    }
+    const scopes = this.scopesOf(payload);
+    if (readOnly) scopes.delete('files:write');
+    return { id: `oauth:${payload.sub}`, kind: 'oauth', scopes, tier: 'default' };
+  }
+
+  private scopesOf(payload: JWTPayload): Set<Scope> {
+    const claim =
+      payload[this.config.scopeClaim] ?? (this.config.scopeClaim === 'scope' ? payload.scp : undefined);
+    const granted =
+      typeof claim === 'string' ? claim.split(' ') : Array.isArray(claim) ? claim.map(String) : [];
+    const scopes = new Set<Scope>();
+    for (const name of granted) {
+      const mapped = this.config.scopeMap[name] ?? (isScope(name) ? [name] : []);
+      for (const scope of mapped) scopes.add(scope);
+    }
+    return scopes;
+  }
+}
+
+function reasonFor(error: unknown): AuthFailureReason {
+  if (error instanceof errors.JWTExpired) return 'expired';
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    if (error.claim === 'iss') return 'wrong_issuer';
+    if (error.claim === 'aud') return 'wrong_audience';
+    return 'invalid_claims';
+  }
+  if (error instanceof errors.JOSEAlgNotAllowed || error instanceof errors.JOSENotSupported)
+    return 'algorithm_not_allowed';
+  if (error instanceof errors.JWSSignatureVerificationFailed) return 'bad_signature';
+  if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys)
+    return 'unknown_signing_key';
+  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid) return 'jwks_unavailable';
+  if (error instanceof errors.JOSEError) return 'malformed';
+  // A failed JWKS fetch surfaces as a plain network error.
+  return 'jwks_unavailable';
+}

@@ -1,0 +1,36 @@
+import { Controller, Get, Inject, NotFoundException } from '@nestjs/common';
+import { Public } from './auth.decorators.js';
+import { Authenticator } from './authenticator.js';
+import { SCOPES } from './principal.js';
+
+/**
+ * /.well-known: the OAuth protected-resource metadata (RFC 9728) in OAuth mode, at the root and at the
+ * /mcp-suffixed path. In every other mode there is no discovery document at all: clients such as Cursor and
+ * Claude Code stop sending their configured headers once they find OAuth discovery.
+ */
+@Public()
+@Controller('.well-known')
+export class WellKnownController {
+  constructor(@Inject(Authenticator) private readonly auth: Authenticator) {}
+
+  @Get('oauth-protected-resource')
+  resource(): Record<string, unknown> {
+    return this.metadata();
+  }
+
+  @Get('oauth-protected-resource/mcp')
+  mcpResource(): Record<string, unknown> {
+    return this.metadata();
+  }
+
+  private metadata(): Record<string, unknown> {
+    if (this.auth.mode !== 'oauth') throw new NotFoundException();
+    return {
+      resource: this.auth.resourceUrl,
+      authorization_servers: [this.auth.issuer],
+      scopes_supported: [...SCOPES],
+      bearer_methods_supported: ['header'],
+      resource_name: 'Bastion',
+    };
+  }
+}
