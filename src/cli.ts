@@ -2,6 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
+import type { Logger } from 'pino';
 import { keysCommand, type KeysFlags } from './auth/keys.command.js';
 import { ConfigError } from './config/config.errors.js';
 import { loadConfig } from './config/config.loader.js';
@@ -58,27 +59,34 @@ async function stdio(flags: CommonFlags): Promise<void> {
     async () => {
       await handle.close();
       runtime.surface.watcher.close();
+      return true;
     },
     runtime.logger,
   );
 }
 
-/** Stops taking work on SIGINT/SIGTERM, lets in-flight requests finish within the grace period, then exits. */
-function onShutdown(
-  graceMs: number,
-  close: () => Promise<void>,
-  logger: { info: (o: object, m: string) => void },
-): void {
+/**
+ * SIGINT/SIGTERM: drain (close reports whether everything in flight finished within the grace period),
+ * flush the logs, exit 0, or 1 if work was cut short. A second signal exits at once.
+ */
+function onShutdown(graceMs: number, close: () => Promise<boolean>, logger: Logger): void {
   let closing = false;
   const stop = (signal: string): void => {
-    if (closing) return;
+    if (closing) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      logger.flush();
+      process.exit(1);
+    }
     closing = true;
     logger.info({ signal }, 'shutting down');
-    const timer = setTimeout(() => process.exit(1), graceMs);
-    timer.unref();
+    // A backstop in case closing itself hangs: the drain has its own deadline.
+    setTimeout(() => process.exit(1), graceMs + 5_000).unref();
     close().then(
-      () => process.exit(0),
-      () => process.exit(1),
+      (clean) => logger.flush(() => process.exit(clean ? 0 : 1)),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        logger.flush(() => process.exit(1));
+      },
     );
   };
   process.on('SIGINT', () => stop('SIGINT'));

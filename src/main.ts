@@ -4,16 +4,23 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module.js';
 import { Authenticator } from './auth/authenticator.js';
+import { Lifecycle } from './health/lifecycle.js';
 import type { BastionConfig } from './config/config.schema.js';
 import { HttpErrorFilter } from './mcp/http-error.filter.js';
-import { MALFORMED_JSON, McpHttpService } from './mcp/mcp-http.service.js';
+import { jsonRpcError, MALFORMED_JSON, McpHttpService } from './mcp/mcp-http.service.js';
 import { isLoopback } from './mcp/origin-policy.js';
 import type { Runtime } from './runtime.js';
 
 export interface HttpServer {
   app: NestFastifyApplication;
   url: string;
-  close(): Promise<void>;
+  lifecycle: Lifecycle;
+  /**
+   * Drains, then closes: readiness turns false and new work gets 503, requests in flight get up to
+   * `graceMs` to finish, then streams, the server and the watchers are closed. False when the grace
+   * period ran out with work still in flight.
+   */
+  close(graceMs?: number): Promise<boolean>;
 }
 
 /** Refuses a bind that would expose an unauthenticated server beyond this machine. */
@@ -36,8 +43,9 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
     return503OnClosing: true,
   });
   const authenticator = new Authenticator(config);
+  const lifecycle = new Lifecycle();
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRuntime(runtime, authenticator),
+    AppModule.forRuntime({ runtime, authenticator, lifecycle }),
     adapter,
     {
       bodyParser: false,
@@ -54,6 +62,13 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
       done(null, MALFORMED_JSON);
     }
   });
+  fastify.addHook('onRequest', async (request, reply) => {
+    if (lifecycle.state !== 'draining' || request.url.startsWith('/health/')) return;
+    await reply
+      .code(503)
+      .headers({ 'content-type': 'application/json', connection: 'close', 'retry-after': '5' })
+      .send(unavailableBody(request.url));
+  });
   app.useGlobalFilters(new HttpErrorFilter(logger));
   await app.listen(config.server.port, config.server.host);
   const address = app.getHttpServer().address() as AddressInfo;
@@ -61,13 +76,27 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
   const url = `http://${host}:${address.port}/mcp`;
   authenticator.listeningAt(`http://${host}:${address.port}`, config.server.publicUrl);
   const mcp = app.get(McpHttpService);
+  lifecycle.ready();
   return {
     app,
     url,
-    async close() {
+    lifecycle,
+    async close(graceMs = config.server.shutdownGraceMs) {
+      lifecycle.drain();
+      const drained = await lifecycle.idle(graceMs);
+      if (!drained)
+        logger.warn({ inFlight: lifecycle.inFlight }, 'grace period over with requests in flight');
       await mcp.close();
       await app.close();
       runtime.surface.watcher.close();
+      return drained;
     },
   };
+}
+
+function unavailableBody(url: string): string {
+  const message = 'Service unavailable: the server is shutting down.';
+  return url.split('?')[0] === '/mcp'
+    ? jsonRpcError(-32603, message)
+    : JSON.stringify({ error: 'shutting_down', message });
 }

@@ -29,6 +29,8 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   BASTION_SEARCH_TIME_MS: 'workspace.limits.searchTimeMs',
   BASTION_MAX_MATCHES: 'workspace.limits.maxMatches',
   BASTION_DATA_DIR: 'dataDir',
+  BASTION_MIN_FREE_DISK_BYTES: 'health.minFreeDiskBytes',
+  BASTION_MAX_HEAP_BYTES: 'health.maxHeapBytes',
   BASTION_LOG_LEVEL: 'log.level',
 };
 

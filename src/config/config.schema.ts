@@ -108,6 +108,15 @@ export const configSchema = z
       .strict()
       .prefault({}),
     dataDir: z.string().min(1).default('./data'),
+    health: z
+      .object({
+        /** /health/ready fails below this much free space where the workspace lives. */
+        minFreeDiskBytes: positiveInt.default(100 * MiB),
+        /** /health/ready fails above this heap use; defaults to 90% of V8's heap limit. */
+        maxHeapBytes: positiveInt.optional(),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { principalOf } from '../auth/auth.guard.js';
 import { Authenticator } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
+import { Lifecycle } from '../health/lifecycle.js';
 import { RUNTIME, type Runtime } from '../runtime.js';
 import { McpHttpService } from './mcp-http.service.js';
 
@@ -13,6 +14,7 @@ export class McpController {
     @Inject(McpHttpService) private readonly mcp: McpHttpService,
     @Inject(RUNTIME) private readonly runtime: Runtime,
     @Inject(Authenticator) private readonly auth: Authenticator,
+    @Inject(Lifecycle) private readonly lifecycle: Lifecycle,
   ) {}
 
   @All()
@@ -21,6 +23,7 @@ export class McpController {
     this.challengeScope(principal, request.body);
     const sandbox = await this.runtime.sandboxes.for(principal);
     reply.hijack();
+    if (isWork(request)) reply.raw.once('close', this.lifecycle.begin());
     await this.mcp.handle(request.raw, reply.raw, request.body, { principal, sandbox });
   }
 
@@ -36,4 +39,10 @@ export class McpController {
     const scope = this.runtime.surface.registry.scopeOf(message.params.name);
     if (scope) this.auth.requireScope(principal, scope);
   }
+}
+
+/** A request a drain waits for; notification streams (GET, subscriptions/listen) are closed instead. */
+function isWork(request: FastifyRequest): boolean {
+  if (request.method !== 'POST') return false;
+  return (request.body as { method?: unknown } | undefined)?.method !== 'subscriptions/listen';
 }

@@ -1,5 +1,6 @@
 import type { Dirent } from 'node:fs';
 import type { DirHandle } from './dir-handle.js';
+import { LoopTurns } from './loop-turns.js';
 import type { Sandbox } from './sandbox.js';
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'other';
@@ -36,6 +37,10 @@ export interface WalkOutcome {
   depthLimited: boolean;
 }
 
+interface WalkState extends WalkOutcome {
+  turns: LoopTurns;
+}
+
 /** Returning 'stop' ends the walk (enough matches were found); 'time' ends it as out of time. */
 export type VisitVerdict = void | 'stop' | 'time';
 export type Visitor = (entry: WalkEntry) => VisitVerdict | Promise<VisitVerdict>;
@@ -46,9 +51,9 @@ export type Visitor = (entry: WalkEntry) => VisitVerdict | Promise<VisitVerdict>
  * in; hidden (denied) entries are neither reported nor entered. At most `maxDepth` descriptors are open.
  */
 export async function walk(sandbox: Sandbox, start: DirHandle, visit: Visitor, options: WalkOptions): Promise<WalkOutcome> {
-  const state: WalkOutcome = { visited: 0, depthLimited: false };
+  const state: WalkState = { visited: 0, depthLimited: false, turns: new LoopTurns() };
   await walkDir(sandbox, start, '', 0, visit, options, state);
-  return state;
+  return { visited: state.visited, depthLimited: state.depthLimited, ...(state.stopped ? { stopped: state.stopped } : {}) };
 }
 
 async function walkDir(
@@ -58,7 +63,7 @@ async function walkDir(
   depth: number,
   visit: Visitor,
   options: WalkOptions,
-  state: WalkOutcome,
+  state: WalkState,
 ): Promise<void> {
   let entries: Dirent[];
   try {
@@ -84,6 +89,7 @@ async function walkDir(
     const type = entryType(dirent);
     const entry: WalkEntry = { path, rel, name: dirent.name, type, depth, dir };
     const verdict = await visit(entry);
+    await state.turns.take();
     if (verdict) {
       state.stopped = verdict === 'stop' ? 'matches' : 'time';
       return;

@@ -13,6 +13,7 @@ export async function startTestServer(
     workspace: { root: workspace, ...(overrides.workspace as object) },
     ...(overrides.auth ? { auth: overrides.auth } : {}),
     ...(overrides.dataDir ? { dataDir: overrides.dataDir } : {}),
+    ...(overrides.health ? { health: overrides.health } : {}),
     log: { level: 'silent' },
   });
   const runtime = await createRuntime(config, pino({ level: 'silent' }));

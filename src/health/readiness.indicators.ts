@@ -1,0 +1,62 @@
+import { constants, promises as fs } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
+import { Inject, Injectable } from '@nestjs/common';
+import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
+import { RUNTIME, type Runtime } from '../runtime.js';
+import { Lifecycle } from './lifecycle.js';
+
+/** What /health/ready checks. Each indicator reports details for /diagnostics; the public answer has none. */
+@Injectable()
+export class ReadinessIndicators {
+  constructor(
+    @Inject(HealthIndicatorService) private readonly health: HealthIndicatorService,
+    @Inject(RUNTIME) private readonly runtime: Runtime,
+    @Inject(Lifecycle) private readonly lifecycle: Lifecycle,
+  ) {}
+
+  all(): Array<() => Promise<HealthIndicatorResult>> {
+    return [() => this.serving(), () => this.workspace(), () => this.disk(), () => this.heap()];
+  }
+
+  async serving(): Promise<HealthIndicatorResult> {
+    const check = this.health.check('lifecycle');
+    const state = this.lifecycle.state;
+    return state === 'ready' ? check.up({ state }) : check.down({ state });
+  }
+
+  /** The workspace root can be read and, unless the server is read-only, written. */
+  async workspace(): Promise<HealthIndicatorResult> {
+    const check = this.health.check('workspace');
+    const { readOnly } = this.runtime.config.workspace;
+    try {
+      await fs.access(
+        this.runtime.sandbox.policy.root,
+        readOnly ? constants.R_OK : constants.R_OK | constants.W_OK,
+      );
+      return check.up({ writable: !readOnly });
+    } catch {
+      return check.down({ message: readOnly ? 'not readable' : 'not readable and writable' });
+    }
+  }
+
+  async disk(): Promise<HealthIndicatorResult> {
+    const check = this.health.check('disk');
+    const { minFreeDiskBytes } = this.runtime.config.health;
+    try {
+      const stats = await fs.statfs(this.runtime.sandbox.policy.root);
+      const freeBytes = stats.bavail * stats.bsize;
+      return freeBytes >= minFreeDiskBytes
+        ? check.up({ freeBytes })
+        : check.down({ freeBytes, minFreeDiskBytes });
+    } catch {
+      return check.down({ message: 'free space unknown' });
+    }
+  }
+
+  async heap(): Promise<HealthIndicatorResult> {
+    const check = this.health.check('heap');
+    const maxHeapBytes = this.runtime.config.health.maxHeapBytes ?? 0.9 * getHeapStatistics().heap_size_limit;
+    const heapUsed = process.memoryUsage().heapUsed;
+    return heapUsed <= maxHeapBytes ? check.up({ heapUsed }) : check.down({ heapUsed, maxHeapBytes });
+  }
+}
