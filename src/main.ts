@@ -6,8 +6,8 @@ import { AppModule } from './app.module.js';
 import { Authenticator } from './auth/authenticator.js';
 import { Lifecycle } from './health/lifecycle.js';
 import type { BastionConfig } from './config/config.schema.js';
-import { HttpErrorFilter } from './mcp/http-error.filter.js';
-import { jsonRpcError, MALFORMED_JSON, McpHttpService } from './mcp/mcp-http.service.js';
+import { errorBody, HttpErrorFilter } from './mcp/http-error.filter.js';
+import { MALFORMED_JSON, McpHttpService } from './mcp/mcp-http.service.js';
 import { isLoopback } from './mcp/origin-policy.js';
 import type { Runtime } from './runtime.js';
 
@@ -67,7 +67,9 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
     await reply
       .code(503)
       .headers({ 'content-type': 'application/json', connection: 'close', 'retry-after': '5' })
-      .send(unavailableBody(request.url));
+      .send(
+        errorBody(request.url, 503, 'shutting_down', 'Service unavailable: the server is shutting down.'),
+      );
   });
   app.useGlobalFilters(new HttpErrorFilter(logger));
   await app.listen(config.server.port, config.server.host);
@@ -92,11 +94,4 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
       return drained;
     },
   };
-}
-
-function unavailableBody(url: string): string {
-  const message = 'Service unavailable: the server is shutting down.';
-  return url.split('?')[0] === '/mcp'
-    ? jsonRpcError(-32603, message)
-    : JSON.stringify({ error: 'shutting_down', message });
 }

@@ -20,7 +20,7 @@ export class Authenticator {
   readonly mode: AuthMode;
   /** The authorization server clients are sent to (OAuth mode). */
   readonly issuer: string | undefined;
-  readonly keys: KeyStore | null;
+  private readonly keys: KeyStore | null;
   private readonly jwt: JwtVerifier | null;
   private readonly readOnly: boolean;
   private readonly local: Principal;
@@ -66,7 +66,12 @@ export class Authenticator {
     if (this.mode === 'none') return this.local;
     const token = bearerToken(authorization);
     if (token === null) throw this.fail(authorization ? 'malformed' : 'missing');
-    return this.mode === 'api-key' ? this.byKey(token) : this.byJwt(token);
+    const principal = this.mode === 'api-key' ? this.byKey(token) : await this.byJwt(token);
+    if (!this.readOnly || !principal.scopes.has('files:write')) return principal;
+    // A read-only server writes for nobody, whatever a credential grants.
+    const scopes = new Set(principal.scopes);
+    scopes.delete('files:write');
+    return { ...principal, scopes };
   }
 
   /** Refuses a principal without the scope; the challenge tells an OAuth client which scope to ask for. */
@@ -84,12 +89,10 @@ export class Authenticator {
     const record = this.keys?.find(parsed.id);
     if (!record || !secretMatches(parsed.secret, record.hash)) throw this.fail('unknown_key');
     if (record.revoked) throw this.fail('revoked');
-    const scopes = new Set(record.scopes);
-    if (this.readOnly) scopes.delete('files:write');
     return {
       id: record.client,
       kind: 'api-key',
-      scopes,
+      scopes: new Set(record.scopes),
       tier: record.tier,
       credential: record.id,
       ...(record.workspace ? { workspace: record.workspace } : {}),
@@ -98,7 +101,7 @@ export class Authenticator {
 
   private async byJwt(token: string): Promise<Principal> {
     try {
-      return await (this.jwt as JwtVerifier).verify(token, this.readOnly);
+      return await (this.jwt as JwtVerifier).verify(token);
     } catch (error) {
       if (error instanceof TokenRejected) throw this.fail(error.reason);
       throw error;

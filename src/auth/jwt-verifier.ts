@@ -30,7 +30,7 @@ export class JwtVerifier {
     });
   }
 
-  async verify(token: string, readOnly: boolean): Promise<Principal> {
+  async verify(token: string): Promise<Principal> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.keys, {
@@ -43,9 +43,7 @@ export class JwtVerifier {
     } catch (error) {
       throw new TokenRejected(reasonFor(error));
     }
-    const scopes = this.scopesOf(payload);
-    if (readOnly) scopes.delete('files:write');
-    return { id: `oauth:${payload.sub}`, kind: 'oauth', scopes, tier: 'default' };
+    return { id: `oauth:${payload.sub}`, kind: 'oauth', scopes: this.scopesOf(payload), tier: 'default' };
   }
 
   private scopesOf(payload: JWTPayload): Set<Scope> {

@@ -10,7 +10,6 @@ export type LifecycleState = 'starting' | 'ready' | 'draining';
 export class Lifecycle {
   private current: LifecycleState = 'starting';
   private active = 0;
-  private readonly started = Date.now();
 
   get state(): LifecycleState {
     return this.current;
@@ -18,10 +17,6 @@ export class Lifecycle {
 
   get inFlight(): number {
     return this.active;
-  }
-
-  get uptimeMs(): number {
-    return Date.now() - this.started;
   }
 
   ready(): void {

@@ -5,14 +5,20 @@ import { AuthFailure, ScopeFailure } from '../auth/auth.errors.js';
 import { WorkspaceUnavailable } from '../workspace/sandbox-pool.js';
 import { jsonRpcError } from './mcp-http.service.js';
 
-const MESSAGES: Record<number, string> = {
-  400: 'Bad request.',
-  404: 'Not found.',
-  405: 'Method not allowed.',
-  413: 'Request body too large.',
-  415: 'Unsupported Content-Type: use application/json.',
-  503: 'Service unavailable.',
+const STATUSES: Record<number, { code: string; message: string }> = {
+  400: { code: 'bad_request', message: 'Bad request.' },
+  404: { code: 'not_found', message: 'Not found.' },
+  405: { code: 'method_not_allowed', message: 'Method not allowed.' },
+  413: { code: 'payload_too_large', message: 'Request body too large.' },
+  415: { code: 'unsupported_media_type', message: 'Unsupported Content-Type: use application/json.' },
 };
+
+/** An error body in the form the route speaks: a JSON-RPC error on /mcp, `{ error, message }` elsewhere. */
+export function errorBody(url: string, status: number, code: string, message: string): string {
+  return url.split('?')[0] === '/mcp'
+    ? jsonRpcError(status < 500 ? -32600 : -32603, message)
+    : JSON.stringify({ error: code, message });
+}
 
 interface Answer {
   status: number;
@@ -37,10 +43,7 @@ export class HttpErrorFilter implements ExceptionFilter {
     const answer = this.answerFor(error);
     if (answer.status >= 500 && answer.code === 'internal')
       this.logger.error({ err: error }, 'request failed');
-    const body =
-      request.url.split('?')[0] === '/mcp'
-        ? jsonRpcError(answer.status < 500 ? -32600 : -32603, answer.message)
-        : JSON.stringify({ error: answer.code, message: answer.message });
+    const body = errorBody(request.url, answer.status, answer.code, answer.message);
     void reply
       .code(answer.status)
       .headers({ 'content-type': 'application/json', ...answer.headers })
@@ -68,19 +71,13 @@ export class HttpErrorFilter implements ExceptionFilter {
       return { status: 503, code: error.code, message: error.message };
     const raw = error as { statusCode?: number; status?: number; getStatus?: () => number };
     const status = raw.getStatus?.() ?? raw.statusCode ?? raw.status ?? 500;
-    const message = MESSAGES[status] ?? (status < 500 ? 'Bad request.' : 'Internal error.');
-    return { status, message, code: status < 500 ? codeFor(status) : 'internal' };
+    if (status >= 500) {
+      return {
+        status,
+        code: 'internal',
+        message: status === 503 ? 'Service unavailable.' : 'Internal error.',
+      };
+    }
+    return { status, ...(STATUSES[status] ?? (STATUSES[400] as { code: string; message: string })) };
   }
-}
-
-function codeFor(status: number): string {
-  return (
-    {
-      400: 'bad_request',
-      404: 'not_found',
-      405: 'method_not_allowed',
-      413: 'payload_too_large',
-      415: 'unsupported_media_type',
-    }[status] ?? 'bad_request'
-  );
 }
