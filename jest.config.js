@@ -17,6 +17,8 @@ const common = {
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': swc },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  resolver: '<rootDir>/test/support/jest-resolver.cjs',
+  setupFiles: ['<rootDir>/test/support/esm-bridge/setup.ts'],
 };
 
 export default {

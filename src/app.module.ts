@@ -4,11 +4,17 @@ import { TerminusModule } from '@nestjs/terminus';
 import { AuthGuard } from './auth/auth.guard.js';
 import { Authenticator } from './auth/authenticator.js';
 import { WellKnownController } from './auth/well-known.controller.js';
+import { DiagnosticsController } from './health/diagnostics.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { Lifecycle } from './health/lifecycle.js';
 import { ReadinessIndicators } from './health/readiness.indicators.js';
 import { McpController } from './mcp/mcp.controller.js';
 import { McpHttpService } from './mcp/mcp-http.service.js';
+import { requestLogModule } from './observability/request-log.js';
+import { metricsModule } from './observability/metrics.controller.js';
+import { InFlightLimiter } from './rate-limit/in-flight-limiter.js';
+import { RATE_LIMIT_GUARDS, rateLimitModule } from './rate-limit/rate-limit.module.js';
+import { tierOf } from './rate-limit/rate-limit.tiers.js';
 import { RUNTIME, type Runtime } from './runtime.js';
 
 /** What the HTTP application is built from: the runtime both transports share, and the HTTP-only parts. */
@@ -21,16 +27,36 @@ export interface HttpParts {
 @Module({})
 export class AppModule {
   static forRuntime({ runtime, authenticator, lifecycle }: HttpParts): DynamicModule {
+    const { config } = runtime;
+    const limits = config.rateLimit.enabled;
     return {
       module: AppModule,
-      imports: [TerminusModule.forRoot({ logger: false })],
-      controllers: [McpController, WellKnownController, HealthController],
+      // Controllers of library modules (/metrics) need the runtime and the authenticator too.
+      global: true,
+      exports: [RUNTIME, Authenticator, Lifecycle],
+      imports: [
+        TerminusModule.forRoot({ logger: false }),
+        requestLogModule(runtime.logger),
+        ...(limits ? [rateLimitModule(runtime)] : []),
+        ...(config.metrics.enabled ? [metricsModule()] : []),
+      ],
+      controllers: [McpController, WellKnownController, HealthController, DiagnosticsController],
       providers: [
         { provide: RUNTIME, useValue: runtime },
         { provide: Authenticator, useValue: authenticator },
         { provide: Lifecycle, useValue: lifecycle },
+        // Global guards run in this order: per-IP limit, authentication, per-principal limit.
+        ...(limits ? [RATE_LIMIT_GUARDS.beforeAuth] : []),
         { provide: APP_GUARD, useClass: AuthGuard },
+        ...(limits ? [RATE_LIMIT_GUARDS.afterAuth] : []),
         { provide: McpHttpService, useFactory: () => new McpHttpService(runtime) },
+        {
+          provide: InFlightLimiter,
+          useFactory: () =>
+            new InFlightLimiter((principal) =>
+              limits ? tierOf(config, principal).maxInFlight : Number.POSITIVE_INFINITY,
+            ),
+        },
         ReadinessIndicators,
       ],
     };

@@ -10,6 +10,7 @@ import type { BastionConfig } from './config/config.schema.js';
 import { assertSafeBind, startHttpServer } from './main.js';
 import { VERSION } from './mcp/server-info.js';
 import { runStdio } from './mcp/stdio.runner.js';
+import { auditCommand } from './observability/audit.command.js';
 import { createRuntime } from './runtime.js';
 
 interface CommonFlags {
@@ -41,7 +42,7 @@ async function serve(flags: ServeFlags): Promise<void> {
   const config = configFrom(flags);
   assertSafeBind(config);
   mkdirSync(path.resolve(config.dataDir), { recursive: true });
-  const runtime = await createRuntime(config);
+  const runtime = await createRuntime(config, { logTo: 'stdout' });
   const server = await startHttpServer(runtime);
   runtime.logger.info({ url: server.url, readOnly: config.workspace.readOnly }, 'bastion serving');
   process.stderr.write(
@@ -52,13 +53,14 @@ async function serve(flags: ServeFlags): Promise<void> {
 
 async function stdio(flags: CommonFlags): Promise<void> {
   const config = configFrom(flags);
-  const runtime = await createRuntime(config);
+  const runtime = await createRuntime(config, { logTo: 'stderr' });
   const handle = runStdio(runtime);
   onShutdown(
     config.server.shutdownGraceMs,
     async () => {
       await handle.close();
       runtime.surface.watcher.close();
+      await runtime.close();
       return true;
     },
     runtime.logger,
@@ -140,5 +142,7 @@ program.addCommand(
     (line) => process.stdout.write(`${line}\n`),
   ),
 );
+
+program.addCommand(auditCommand((line) => process.stdout.write(`${line}\n`)));
 
 program.parseAsync(process.argv).catch(fail);

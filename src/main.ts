@@ -2,10 +2,15 @@ import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Logger as NestLogger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { Authenticator } from './auth/authenticator.js';
 import { Lifecycle } from './health/lifecycle.js';
 import type { BastionConfig } from './config/config.schema.js';
+import { harden } from './http/http-hardening.js';
+import { serveOpenApi } from './http/openapi.js';
+import { requestIdOf } from './http/request-id.js';
+import { observeHttp } from './observability/http-observer.js';
 import { errorBody, HttpErrorFilter } from './mcp/http-error.filter.js';
 import { MALFORMED_JSON, McpHttpService } from './mcp/mcp-http.service.js';
 import { isLoopback } from './mcp/origin-policy.js';
@@ -41,8 +46,13 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
     requestTimeout: config.server.requestTimeoutMs,
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
+    http: { maxHeaderSize: config.server.maxHeaderBytes },
+    requestIdHeader: false,
+    genReqId: requestIdOf,
+    trustProxy: config.server.trustProxy,
   });
   const authenticator = new Authenticator(config);
+  authenticator.onFailure(({ reason }) => runtime.metrics.authFailures.inc({ reason }));
   const lifecycle = new Lifecycle();
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRuntime({ runtime, authenticator, lifecycle }),
@@ -50,9 +60,14 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
     {
       bodyParser: false,
       logger: false,
+      // Start-up errors reach the caller (and its exit code 2 with a message) instead of exiting here.
+      abortOnError: false,
     },
   );
+  app.useLogger(app.get(NestLogger));
   const fastify = app.getHttpAdapter().getInstance();
+  observeHttp(fastify, runtime.metrics, runtime.tracing);
+  harden(app, config);
   // Malformed JSON reaches the route marked, so /mcp can answer with JSON-RPC -32700 rather than a bare 400.
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     if (body === '') return done(null, undefined);
@@ -72,6 +87,7 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
       );
   });
   app.useGlobalFilters(new HttpErrorFilter(logger));
+  serveOpenApi(app, config, authenticator);
   await app.listen(config.server.port, config.server.host);
   const address = app.getHttpServer().address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -91,6 +107,7 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
       await mcp.close();
       await app.close();
       runtime.surface.watcher.close();
+      await runtime.close();
       return drained;
     },
   };

@@ -1,7 +1,15 @@
+import path from 'node:path';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BastionConfig } from './config/config.schema.js';
 import type { McpSurface } from './mcp/mcp-server.factory.js';
+import { VERSION } from './mcp/server-info.js';
+import { FileAuditSink, NullAuditSink, type AuditSink } from './observability/audit-log.js';
+import { observeCalls } from './observability/call-observers.js';
 import { createLogger } from './observability/logger.js';
+import { Metrics } from './observability/metrics.js';
+import { Tracing } from './observability/tracing.js';
+import { connectRedis } from './store/redis-connection.js';
 import { ToolRegistry } from './tools/tool-registry.js';
 import { FileWatcher } from './workspace/file-watcher.js';
 import { Sandbox } from './workspace/sandbox.js';
@@ -22,23 +30,44 @@ export interface Runtime {
   /** The workspace of each principal: the shared one, or the root its credential is bound to. */
   sandboxes: SandboxPool;
   surface: McpSurface;
+  metrics: Metrics;
+  audit: AuditSink;
+  tracing: Tracing;
+  /** The shared Redis connection, when one is configured. */
+  redis?: Redis;
+  /** Flushes the audit log and the traces and closes the connections, after the transports have stopped. */
+  close(): Promise<void>;
 }
 
-export async function createRuntime(
-  config: BastionConfig,
-  logger: Logger = createLogger(config.log.level),
-): Promise<Runtime> {
+export interface RuntimeOptions {
+  /** Where logs go: stdout for HTTP, stderr for stdio. Ignored when `logger` is given. */
+  logTo?: 'stdout' | 'stderr';
+  logger?: Logger;
+}
+
+export async function createRuntime(config: BastionConfig, options: RuntimeOptions = {}): Promise<Runtime> {
+  const tracing = Tracing.start({
+    ...(config.tracing.otlpEndpoint && { endpoint: config.tracing.otlpEndpoint }),
+    serviceName: config.tracing.serviceName,
+    serviceVersion: VERSION,
+    headers: parseHeaders(config.tracing.otlpHeaders),
+  });
+  const logger =
+    options.logger ??
+    createLogger({
+      level: config.log.level,
+      to: options.logTo ?? 'stderr',
+      pretty: config.log.pretty,
+      ...(tracing.enabled && { mixin: () => traceFields(tracing) }),
+    });
   const sandbox = await Sandbox.create({ ...config.workspace, createRoot: true });
   const { denyPatterns, limits, readOnly } = config.workspace;
   const sandboxes = new SandboxPool(sandbox, { denyPatterns, limits, readOnly });
-  const registry = new ToolRegistry(workspaceTools, config.workspace.limits.maxResponseBytes);
-  registry.observe((event) => {
-    if (event.outcome !== 'ok')
-      logger.info(
-        { tool: event.tool, outcome: event.outcome, code: event.code, requestId: event.requestId },
-        'tool call refused',
-      );
-  });
+  const registry = new ToolRegistry(workspaceTools, config.workspace.limits.maxResponseBytes, tracing);
+  const metrics = new Metrics();
+  const audit = await openAudit(config);
+  observeCalls(registry, { metrics, audit, logger });
+  const redis = config.redis.url ? connectRedis(config.redis.url, logger) : undefined;
   return {
     config,
     logger,
@@ -50,5 +79,41 @@ export async function createRuntime(
       prompts: new WorkspacePrompts(),
       watcher: new FileWatcher(),
     },
+    metrics,
+    audit,
+    tracing,
+    ...(redis && { redis }),
+    async close() {
+      await audit.close();
+      await tracing.shutdown();
+      if (redis) await redis.quit().catch(() => redis.disconnect());
+    },
   };
+}
+
+/** The audit log file: audit.file, or audit/audit.jsonl under the data directory. */
+export function auditFilePath(config: BastionConfig): string {
+  return path.resolve(config.audit.file ?? path.join(config.dataDir, 'audit', 'audit.jsonl'));
+}
+
+function openAudit(config: BastionConfig): Promise<AuditSink> {
+  if (!config.audit.enabled) return Promise.resolve(new NullAuditSink());
+  const { maxBytes, keep } = config.audit;
+  return FileAuditSink.open(auditFilePath(config), { maxBytes, keep });
+}
+
+function traceFields(tracing: Tracing): Record<string, unknown> {
+  const traceId = tracing.traceId();
+  return traceId ? { trace_id: traceId } : {};
+}
+
+/** OTEL_EXPORTER_OTLP_HEADERS: `key=value,key=value`, values URL-encoded (OpenTelemetry's format). */
+function parseHeaders(value: string | undefined): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const pair of (value ?? '').split(',')) {
+    const at = pair.indexOf('=');
+    if (at <= 0) continue;
+    headers[pair.slice(0, at).trim()] = decodeURIComponent(pair.slice(at + 1).trim());
+  }
+  return headers;
 }

@@ -32,6 +32,8 @@ export class ScopeFailure extends BastionError {
   constructor(
     readonly scope: Scope,
     readonly challenge: string,
+    /** The id of the principal that lacked the scope. */
+    readonly principal?: string,
   ) {
     super('insufficient_scope', `Forbidden: this needs the ${scope} scope.`);
   }

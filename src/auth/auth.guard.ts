@@ -3,6 +3,9 @@ import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { PUBLIC_ROUTE, REQUIRED_SCOPE } from './auth.decorators.js';
 import { Authenticator } from './authenticator.js';
+import { annotateRequest } from '../observability/request-log.js';
+import { RUNTIME, type Runtime } from '../runtime.js';
+import { AuthFailure, ScopeFailure } from './auth.errors.js';
 import type { Principal, Scope } from './principal.js';
 
 declare module 'fastify' {
@@ -18,17 +21,38 @@ export class AuthGuard implements CanActivate {
   constructor(
     @Inject(Authenticator) private readonly auth: Authenticator,
     @Inject(Reflector) private readonly reflector: Reflector,
+    @Inject(RUNTIME) private readonly runtime: Runtime,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)) return true;
     const request = context.switchToHttp().getRequest<FastifyRequest>();
-    const principal = await this.auth.authenticate(request.headers.authorization);
-    const scope = this.reflector.getAllAndOverride<Scope | undefined>(REQUIRED_SCOPE, targets);
-    if (scope) this.auth.requireScope(principal, scope);
-    request.principal = principal;
-    return true;
+    try {
+      const principal = await this.auth.authenticate(request.headers.authorization);
+      annotateRequest(request.raw, { principal: principal.id });
+      const scope = this.reflector.getAllAndOverride<Scope | undefined>(REQUIRED_SCOPE, targets);
+      if (scope) this.auth.requireScope(principal, scope);
+      request.principal = principal;
+      return true;
+    } catch (error) {
+      this.recordRefusal(error, request);
+      throw error;
+    }
+  }
+
+  /** Every refused credential or scope is an audit record (who, if known, and why; never the credential). */
+  private recordRefusal(error: unknown, request: FastifyRequest): void {
+    if (!(error instanceof AuthFailure) && !(error instanceof ScopeFailure)) return;
+    this.runtime.audit.record({
+      kind: 'auth_failure',
+      actor: error instanceof ScopeFailure ? (error.principal ?? 'anonymous') : 'anonymous',
+      action: error instanceof ScopeFailure ? 'authorize' : 'authenticate',
+      target: request.routeOptions.url ?? '(unmatched)',
+      outcome: 'denied',
+      code: error.code,
+      requestId: request.id,
+    });
   }
 }
 

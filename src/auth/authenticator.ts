@@ -76,7 +76,7 @@ export class Authenticator {
 
   /** Refuses a principal without the scope; the challenge tells an OAuth client which scope to ask for. */
   requireScope(principal: Principal, scope: Scope): void {
-    if (!principal.scopes.has(scope)) throw new ScopeFailure(scope, this.scopeChallenge(scope));
+    if (!principal.scopes.has(scope)) throw new ScopeFailure(scope, this.scopeChallenge(scope), principal.id);
   }
 
   scopeChallenge(scope: Scope): string {

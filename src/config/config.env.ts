@@ -32,6 +32,27 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   BASTION_MIN_FREE_DISK_BYTES: 'health.minFreeDiskBytes',
   BASTION_MAX_HEAP_BYTES: 'health.maxHeapBytes',
   BASTION_LOG_LEVEL: 'log.level',
+  BASTION_LOG_PRETTY: 'log.pretty',
+  BASTION_TRUST_PROXY: 'server.trustProxy',
+  BASTION_MAX_HEADER_BYTES: 'server.maxHeaderBytes',
+  BASTION_REDIS_URL: 'redis.url',
+  BASTION_RATE_LIMIT_ENABLED: 'rateLimit.enabled',
+  BASTION_RATE_LIMIT_STORAGE: 'rateLimit.storage',
+  BASTION_RATE_LIMIT_WINDOW_MS: 'rateLimit.windowMs',
+  BASTION_RATE_LIMIT_PER_IP: 'rateLimit.perIp',
+  BASTION_METRICS_ENABLED: 'metrics.enabled',
+  BASTION_METRICS_TOKEN: 'metrics.token',
+  BASTION_AUDIT_ENABLED: 'audit.enabled',
+  BASTION_AUDIT_FILE: 'audit.file',
+  BASTION_DOCS_ENABLED: 'docs.enabled',
+  BASTION_DOCS_PUBLIC: 'docs.public',
+};
+
+/** Standard variables of other specifications that Bastion honours, and the config key each one sets. */
+export const STANDARD_ENV_KEYS: Readonly<Record<string, string>> = {
+  OTEL_EXPORTER_OTLP_ENDPOINT: 'tracing.otlpEndpoint',
+  OTEL_EXPORTER_OTLP_HEADERS: 'tracing.otlpHeaders',
+  OTEL_SERVICE_NAME: 'tracing.serviceName',
 };
 
 /** Variables read by the loader itself rather than mapped onto a key. */

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ENV_KEYS, LOADER_ENV } from './config.env.js';
+import { ENV_KEYS, LOADER_ENV, STANDARD_ENV_KEYS } from './config.env.js';
 import { ConfigError } from './config.errors.js';
 import { configSchema, type BastionConfig } from './config.schema.js';
 
@@ -29,6 +29,10 @@ export function loadConfig(options: LoadConfigOptions = {}): BastionConfig {
     options.file ?? env.BASTION_CONFIG ?? DEFAULT_FILES.map((f) => path.join(cwd, f)).find(existsSync);
   const tree: Tree = file ? readConfigFile(path.resolve(cwd, file), problems) : {};
 
+  for (const [name, key] of Object.entries(STANDARD_ENV_KEYS)) {
+    const value = env[name];
+    if (value) setPath(tree, key, value);
+  }
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('BASTION_') || value === undefined) continue;
     const key = ENV_KEYS[name];

@@ -45,6 +45,10 @@ export const configSchema = z
         shutdownGraceMs: positiveInt.default(10_000),
         /** The URL clients reach this server at (behind a proxy, its public origin); defaults to the bind address. */
         publicUrl: z.url().optional(),
+        /** Behind a reverse proxy: take the client address from X-Forwarded-For (per-IP limits, logs). */
+        trustProxy: bool.default(false),
+        /** Largest request head (request line and headers); larger heads get 431. */
+        maxHeaderBytes: positiveInt.default(16 * KiB),
       })
       .strict()
       .prefault({}),
@@ -108,6 +112,79 @@ export const configSchema = z
       .strict()
       .prefault({}),
     dataDir: z.string().min(1).default('./data'),
+    /** Shared state for several instances; when set, rate-limit counters can live here. */
+    redis: z
+      .object({
+        /** redis://[user:password@]host:port[/db]; a secret when it carries a password. */
+        url: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
+    rateLimit: z
+      .object({
+        enabled: bool.default(true),
+        /** Where counters live: this process, or Redis so every instance counts together. */
+        storage: z.enum(['memory', 'redis']).default('memory'),
+        /** The fixed window the request limits count in. */
+        windowMs: positiveInt.default(60_000),
+        /** Requests per window from one IP address, authenticated or not. */
+        perIp: positiveInt.default(6_000),
+        /** Limits per principal, by the tier its credential names; unknown tiers get `default`. */
+        tiers: z
+          .record(
+            z.string(),
+            z
+              .object({
+                /** Requests per window. */
+                requests: positiveInt,
+                /** Requests one principal may have in flight at once (open streams included). */
+                maxInFlight: positiveInt,
+              })
+              .strict(),
+          )
+          .default({ default: { requests: 3_000, maxInFlight: 32 } }),
+      })
+      .strict()
+      .prefault({}),
+    metrics: z
+      .object({
+        enabled: bool.default(true),
+        /** A bearer token that may read /metrics without an API key (for a scraper); a secret. */
+        token: z.string().min(16).optional(),
+      })
+      .strict()
+      .prefault({}),
+    audit: z
+      .object({
+        enabled: bool.default(true),
+        /** The JSONL audit log; defaults to audit/audit.jsonl under the data directory. */
+        file: z.string().min(1).optional(),
+        /** The log is rotated above this size. */
+        maxBytes: positiveInt.default(50 * MiB),
+        /** Rotated files kept. */
+        keep: positiveInt.default(10),
+      })
+      .strict()
+      .prefault({}),
+    tracing: z
+      .object({
+        /** OTLP/HTTP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT); tracing is off without it. */
+        otlpEndpoint: z.url().optional(),
+        /** Headers for the collector, `key=value,key=value` (OTEL_EXPORTER_OTLP_HEADERS); a secret. */
+        otlpHeaders: z.string().optional(),
+        serviceName: z.string().min(1).default('bastion'),
+      })
+      .strict()
+      .prefault({}),
+    docs: z
+      .object({
+        /** Serve the OpenAPI document at /openapi.json and its page at /docs. */
+        enabled: bool.default(true),
+        /** Serve them without credentials; otherwise they need an authenticated client. */
+        public: bool.default(false),
+      })
+      .strict()
+      .prefault({}),
     health: z
       .object({
         /** /health/ready fails below this much free space where the workspace lives. */
@@ -120,12 +197,26 @@ export const configSchema = z
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** Human-readable lines instead of JSON: for development only. */
+        pretty: bool.default(false),
       })
       .strict()
       .prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {
+    if (config.rateLimit.storage === 'redis' && !config.redis.url)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redis', 'url'],
+        message: 'required when rateLimit.storage is redis',
+      });
+    if (!config.rateLimit.tiers.default)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rateLimit', 'tiers', 'default'],
+        message: 'a default tier is required',
+      });
     const { mode, oauth } = config.auth;
     if (mode !== 'oauth') return;
     for (const key of ['issuer', 'jwksUrl'] as const) {
@@ -140,3 +231,6 @@ export const configSchema = z
 
 export type BastionConfig = z.infer<typeof configSchema>;
 export type WorkspaceLimits = BastionConfig['workspace']['limits'];
+
+/** Config keys whose values are secrets: masked wherever config is shown. */
+export const SECRET_KEYS = ['redis.url', 'metrics.token', 'tracing.otlpHeaders'] as const;

@@ -1,4 +1,5 @@
 import { constants, promises as fs } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { getHeapStatistics } from 'node:v8';
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
@@ -15,7 +16,22 @@ export class ReadinessIndicators {
   ) {}
 
   all(): Array<() => Promise<HealthIndicatorResult>> {
-    return [() => this.serving(), () => this.workspace(), () => this.disk(), () => this.heap()];
+    const checks = [() => this.serving(), () => this.workspace(), () => this.disk(), () => this.heap()];
+    if (this.runtime.redis) checks.push(() => this.redis());
+    return checks;
+  }
+
+  /** The shared store answers PING within a second. */
+  async redis(): Promise<HealthIndicatorResult> {
+    const check = this.health.check('redis');
+    const { redis } = this.runtime;
+    try {
+      if (!redis) return check.up({ configured: false });
+      await Promise.race([redis.ping(), sleep(1_000).then(() => Promise.reject(new Error('timeout')))]);
+      return check.up();
+    } catch {
+      return check.down({ message: 'unreachable' });
+    }
   }
 
   async serving(): Promise<HealthIndicatorResult> {

@@ -2,6 +2,7 @@ import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common'
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { AuthFailure, ScopeFailure } from '../auth/auth.errors.js';
+import { RateLimited } from '../rate-limit/rate-limit.errors.js';
 import { WorkspaceUnavailable } from '../workspace/sandbox-pool.js';
 import { jsonRpcError } from './mcp-http.service.js';
 
@@ -10,6 +11,7 @@ const STATUSES: Record<number, { code: string; message: string }> = {
   404: { code: 'not_found', message: 'Not found.' },
   405: { code: 'method_not_allowed', message: 'Method not allowed.' },
   413: { code: 'payload_too_large', message: 'Request body too large.' },
+  431: { code: 'headers_too_large', message: 'Request headers too large.' },
   415: { code: 'unsupported_media_type', message: 'Unsupported Content-Type: use application/json.' },
 };
 
@@ -65,6 +67,14 @@ export class HttpErrorFilter implements ExceptionFilter {
         code: error.code,
         message: error.message,
         headers: { 'www-authenticate': error.challenge },
+      };
+    }
+    if (error instanceof RateLimited) {
+      return {
+        status: 429,
+        code: error.code,
+        message: error.message,
+        headers: { 'retry-after': String(error.retryAfterSec) },
       };
     }
     if (error instanceof WorkspaceUnavailable)

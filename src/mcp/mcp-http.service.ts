@@ -1,5 +1,4 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import {
   classifyInboundRequest,
   createMcpHandler,
@@ -25,6 +24,8 @@ export const MALFORMED_JSON = Symbol('malformed-json');
 export interface Caller {
   principal: Principal;
   sandbox: Sandbox;
+  /** The request's id (x-request-id, accepted or generated). */
+  requestId: string;
 }
 
 /**
@@ -49,12 +50,7 @@ export class McpHttpService {
     const { config, logger } = runtime;
     this.origins = new OriginPolicy(config.server);
     this.handler = createMcpHandler(
-      (ctx) =>
-        this.serverFor(
-          callerOf(ctx.authInfo),
-          ctx.requestInfo?.headers.get('x-request-id') ?? undefined,
-          ctx.era === 'modern' ? 'listen' : 'none',
-        ),
+      (ctx) => this.serverFor(callerOf(ctx.authInfo), ctx.era === 'modern' ? 'listen' : 'none'),
       {
         legacy: 'stateless',
         maxRequestBodySize: config.server.bodyLimitBytes,
@@ -89,7 +85,7 @@ export class McpHttpService {
     message: JSONRPCRequest,
     caller: Caller,
   ): Promise<void> {
-    const server = this.serverFor(caller, header(req.headers, 'x-request-id'));
+    const server = this.serverFor(caller);
     const transport = new ExchangeTransport(res, message.id);
     try {
       await server.connect(transport);
@@ -100,13 +96,11 @@ export class McpHttpService {
     }
   }
 
-  private serverFor(
-    caller: Caller,
-    requestId: string | undefined,
-    updates: ResourceUpdates = 'none',
-  ): Server {
+  private serverFor(caller: Caller, updates: ResourceUpdates = 'none'): Server {
     const { surface, logger } = this.runtime;
-    return createMcpServer(surface, { ...caller, logger, requestId: requestId ?? randomUUID() }, updates);
+    const { principal, sandbox, requestId } = caller;
+    const requestLogger = logger.child({ reqId: requestId });
+    return createMcpServer(surface, { principal, sandbox, logger: requestLogger, requestId }, updates);
   }
 
   /**

@@ -1,13 +1,18 @@
 import { All, Controller, Inject, Req, Res } from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { principalOf } from '../auth/auth.guard.js';
 import { Authenticator } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
 import { Lifecycle } from '../health/lifecycle.js';
+import { annotateRequest } from '../observability/request-log.js';
+import { InFlightLimiter } from '../rate-limit/in-flight-limiter.js';
 import { RUNTIME, type Runtime } from '../runtime.js';
 import { McpHttpService } from './mcp-http.service.js';
+import { describeMcpRequest, type McpRequestLabels } from './mcp-request-labels.js';
 
 /** POST (and GET/DELETE, answered per revision by the SDK) on /mcp, for the principal the guard established. */
+@ApiExcludeController()
 @Controller('mcp')
 export class McpController {
   constructor(
@@ -15,16 +20,60 @@ export class McpController {
     @Inject(RUNTIME) private readonly runtime: Runtime,
     @Inject(Authenticator) private readonly auth: Authenticator,
     @Inject(Lifecycle) private readonly lifecycle: Lifecycle,
+    @Inject(InFlightLimiter) private readonly inFlight: InFlightLimiter,
   ) {}
 
   @All()
   async handle(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const principal = principalOf(request);
+    const labels = describeMcpRequest(request, this.runtime.surface.registry);
+    annotateRequest(request.raw, {
+      mcpMethod: labels.method,
+      ...(labels.tool !== undefined && { tool: labels.tool }),
+    });
     this.challengeScope(principal, request.body);
-    const sandbox = await this.runtime.sandboxes.for(principal);
+    const release = this.inFlight.enter(principal);
+    let sandbox;
+    try {
+      sandbox = await this.runtime.sandboxes.for(principal);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    const { raw } = reply;
+    this.track(request, raw, labels, release);
+    // The answer is written to the raw response: carry over headers set so far (CORS, rate limits).
+    for (const [name, value] of Object.entries(reply.getHeaders()))
+      if (value !== undefined) raw.setHeader(name, value as string);
+    raw.setHeader('x-accel-buffering', 'no'); // proxies must not hold back SSE events
     reply.hijack();
-    if (isWork(request)) reply.raw.once('close', this.lifecycle.begin());
-    await this.mcp.handle(request.raw, reply.raw, request.body, { principal, sandbox });
+    const serve = () =>
+      this.mcp.handle(request.raw, raw, request.body, { principal, sandbox, requestId: request.id });
+    const span = request.span;
+    await (this.runtime.tracing.enabled && span
+      ? span.run(() =>
+          this.runtime.tracing.inSpan(`mcp ${labels.method}`, { 'rpc.method': labels.method }, serve),
+        )
+      : serve());
+  }
+
+  /** In-flight counts and the MCP request series, settled when the response closes. */
+  private track(
+    request: FastifyRequest,
+    raw: FastifyReply['raw'],
+    labels: McpRequestLabels,
+    release: () => void,
+  ): void {
+    const { metrics } = this.runtime;
+    const endWork = isWork(request) ? this.lifecycle.begin() : undefined;
+    metrics.inFlight.inc();
+    raw.once('close', () => {
+      release();
+      endWork?.();
+      metrics.inFlight.dec();
+      const outcome = raw.statusCode < 400 ? 'ok' : 'error';
+      metrics.mcpRequests.inc({ method: labels.method, revision: labels.revision, outcome });
+    });
   }
 
   /**

@@ -1,19 +1,48 @@
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
+
+export interface LoggerOptions {
+  level: string;
+  /** stdout for the HTTP server; stderr for stdio, whose stdout carries protocol bytes only. */
+  to: 'stdout' | 'stderr';
+  /** Human-readable lines, for development. */
+  pretty?: boolean;
+  /** Fields added to every line (the trace id). */
+  mixin?: () => Record<string, unknown>;
+}
 
 /**
- * The process logger. It always writes to stderr: in stdio mode stdout carries protocol bytes only, and
- * one destination for both modes keeps operators' log collection the same.
+ * Paths that never reach a log line. Request serializers log no headers at all; these catch a credential
+ * or file content that a log call passes by mistake.
  */
-export function createLogger(level: string): Logger {
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  '*.authorization',
+  '*.token',
+  '*.apiKey',
+  '*.key',
+  '*.secret',
+  '*.password',
+  '*.content',
+  '*.arguments',
+  'params.arguments',
+];
+
+/** The process logger: JSON lines, redacted, with `service: bastion` on each. */
+export function createLogger(options: LoggerOptions): Logger {
+  const fd = options.to === 'stdout' ? 1 : 2;
   return pino(
     {
-      level,
+      level: options.level,
       base: { service: 'bastion' },
-      redact: {
-        paths: ['req.headers.authorization', '*.authorization', '*.token', '*.apiKey'],
-        censor: '[redacted]',
-      },
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      ...(options.mixin && { mixin: options.mixin }),
     },
-    pino.destination({ dest: 2, sync: false }),
+    options.pretty ? prettyStream(fd) : pino.destination({ dest: fd, sync: false }),
   );
+}
+
+function prettyStream(fd: 1 | 2): DestinationStream {
+  return pino.transport({ target: 'pino-pretty', options: { destination: fd, colorize: false } });
 }

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import type { Principal, Scope } from '../auth/principal.js';
 import { BastionError } from '../common/bastion-error.js';
+import type { Sandbox } from '../workspace/sandbox.js';
 import { SandboxRefusal } from '../workspace/sandbox.errors.js';
+import { Tracing } from '../observability/tracing.js';
 import { jsonBytes } from './json-bytes.js';
 import type { Tool, ToolAnnotations, ToolContext, ToolResult } from './tool.js';
 import { InvalidToolCall, ToolRefusal } from './tool.errors.js';
@@ -26,6 +28,8 @@ export type CallObserver = (event: {
   code?: string;
   durationMs: number;
   requestId: string;
+  /** The path the call named, workspace-relative when it is inside the workspace (never file contents). */
+  target?: string;
 }) => void;
 
 interface Entry {
@@ -46,6 +50,7 @@ export class ToolRegistry {
   constructor(
     tools: readonly Tool[],
     private readonly maxResponseBytes: number,
+    private readonly tracing: Tracing = Tracing.start({ serviceName: 'bastion', serviceVersion: '' }),
   ) {
     for (const tool of tools) {
       if (this.entries.has(tool.name)) throw new Error(`Tool ${tool.name} is registered twice.`);
@@ -83,20 +88,29 @@ export class ToolRegistry {
    * Calls a tool for a principal. Throws InvalidToolCall for an unknown tool or bad arguments (a protocol
    * error); every refusal or failure after that is a tool result with isError, whose message is safe to show.
    */
-  async invoke(name: string, args: unknown, ctx: ToolContext): Promise<ToolResult> {
+  invoke(name: string, args: unknown, ctx: ToolContext): Promise<ToolResult> {
     const entry = this.entries.get(name);
     if (!entry)
       throw new InvalidToolCall('unknown_tool', `Unknown tool: ${JSON.stringify(name.slice(0, 100))}`);
+    if (!this.tracing.enabled) return this.call(entry, args, ctx);
+    return this.tracing.inSpan(`tool ${name}`, { 'bastion.tool': name }, () => this.call(entry, args, ctx));
+  }
+
+  private async call(entry: Entry, args: unknown, ctx: ToolContext): Promise<ToolResult> {
+    const name = entry.tool.name;
     const started = performance.now();
     const finish = (result: ToolResult, outcome: CallOutcome, code?: string): ToolResult => {
+      const target = targetOf(args, ctx.sandbox);
       const event = {
         tool: name,
         principal: ctx.principal,
         outcome,
         durationMs: performance.now() - started,
         requestId: ctx.requestId,
+        ...(code && { code }),
+        ...(target && { target }),
       };
-      for (const observer of this.observers) observer(code ? { ...event, code } : event);
+      for (const observer of this.observers) observer(event);
       return result;
     };
 
@@ -173,6 +187,31 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, u
     unknown
   >;
   return rest;
+}
+
+const MAX_TARGET_CHARS = 256;
+
+/** The path a call named (`path`, `source -> destination`, or the first of `paths`), for the audit log. */
+function targetOf(args: unknown, sandbox: Sandbox): string | undefined {
+  if (typeof args !== 'object' || args === null) return undefined;
+  const { path, source, destination, paths } = args as Record<string, unknown>;
+  if (typeof path === 'string') return shown(path, sandbox);
+  if (typeof source === 'string' && typeof destination === 'string')
+    return `${shown(source, sandbox)} -> ${shown(destination, sandbox)}`;
+  if (Array.isArray(paths) && typeof paths[0] === 'string') {
+    const more = paths.length > 1 ? ` (+${paths.length - 1} more)` : '';
+    return shown(paths[0], sandbox) + more;
+  }
+  return undefined;
+}
+
+/** Workspace-relative when the path is inside; otherwise what the client sent, cut short. */
+function shown(clientPath: string, sandbox: Sandbox): string {
+  try {
+    return sandbox.relative(clientPath) || '.';
+  } catch {
+    return clientPath.slice(0, MAX_TARGET_CHARS);
+  }
 }
 
 function responseBytes(result: ToolResult): number {

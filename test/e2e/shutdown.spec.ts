@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { verifyAuditLog } from '../../src/observability/audit-record.js';
 import { postMcp } from '../support/http-server.js';
 
 const CLI = path.resolve('dist/cli.js');
@@ -12,6 +13,7 @@ let base: string;
 let child: ChildProcess;
 let url: string;
 let stderr = '';
+let stdout = '';
 let exited: Promise<number | null>;
 
 beforeAll(async () => {
@@ -32,8 +34,9 @@ beforeAll(async () => {
       '--data-dir',
       path.join(base, 'data'),
     ],
-    { env: { ...process.env, BASTION_SHUTDOWN_GRACE_MS: '20000' }, stdio: ['ignore', 'ignore', 'pipe'] },
+    { env: { ...process.env, BASTION_SHUTDOWN_GRACE_MS: '20000' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 15_000);
@@ -132,6 +135,20 @@ describe('graceful shutdown', () => {
     expect(result.id).toBe(7);
     expect(result.result.isError).toBeFalsy();
     expect(await exited).toBe(0);
-    expect(stderr).toContain('"msg":"shutting down"');
+    expect(stdout).toContain('"msg":"shutting down"');
+    // The audit log was flushed before exit, with the record of the call that finished during the drain.
+    const file = path.join(base, 'data', 'audit', 'audit.jsonl');
+    const records = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(records.at(-1)).toMatchObject({
+      kind: 'tool_call',
+      action: 'grep_files',
+      target: 'tree',
+      outcome: 'ok',
+      actor: 'local',
+    });
+    expect((await verifyAuditLog(file)).ok).toBe(true);
   });
 });

@@ -16,7 +16,7 @@ export async function startTestServer(
     ...(overrides.health ? { health: overrides.health } : {}),
     log: { level: 'silent' },
   });
-  const runtime = await createRuntime(config, pino({ level: 'silent' }));
+  const runtime = await createRuntime(config, { logger: pino({ level: 'silent' }) });
   return startHttpServer(runtime);
 }
 

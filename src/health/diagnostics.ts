@@ -1,0 +1,77 @@
+import { SECRET_KEYS, type BastionConfig } from '../config/config.schema.js';
+import { VERSION } from '../mcp/server-info.js';
+import type { Runtime } from '../runtime.js';
+import type { Lifecycle } from './lifecycle.js';
+
+export interface DiagnosticsReport {
+  version: string;
+  uptimeSec: number;
+  startedAt: string;
+  build: { node: string; platform: string; arch: string; pid: number };
+  state: string;
+  inFlight: number;
+  checks: Record<string, unknown>;
+  stores: Record<string, { kind: string; status?: string }>;
+  providers: Array<{ name: string; status: string }>;
+  circuitBreakers: Array<{ name: string; state: string }>;
+  config: Record<string, unknown>;
+}
+
+const MASK = '[masked]';
+
+/** Builds the /diagnostics report. Config secrets are replaced by a mask; a secret never leaves here. */
+export class Diagnostics {
+  private readonly startedAt = new Date();
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly lifecycle: Lifecycle,
+    private readonly checks: () => Promise<Record<string, unknown>>,
+  ) {}
+
+  async report(): Promise<DiagnosticsReport> {
+    const { config } = this.runtime;
+    const checks = await this.checks();
+    return {
+      version: VERSION,
+      uptimeSec: Math.round(process.uptime()),
+      startedAt: this.startedAt.toISOString(),
+      build: { node: process.version, platform: process.platform, arch: process.arch, pid: process.pid },
+      state: this.lifecycle.state,
+      inFlight: this.lifecycle.inFlight,
+      checks,
+      stores: {
+        rateLimit: {
+          kind: config.rateLimit.enabled ? config.rateLimit.storage : 'off',
+          ...(config.rateLimit.storage === 'redis' && { status: statusOf(checks.redis) }),
+        },
+        audit: { kind: config.audit.enabled ? 'file' : 'off' },
+      },
+      // Model providers and their circuit breakers arrive with the agent; none are configured yet.
+      providers: [],
+      circuitBreakers: [],
+      config: maskSecrets(config),
+    };
+  }
+}
+
+/** A copy of the config with every secret key's value replaced by a mask. */
+export function maskSecrets(config: BastionConfig): Record<string, unknown> {
+  const copy = structuredClone(config) as Record<string, unknown>;
+  for (const key of SECRET_KEYS) {
+    const parts = key.split('.');
+    const parent = parts
+      .slice(0, -1)
+      .reduce<Record<string, unknown> | undefined>(
+        (node, part) => node?.[part] as Record<string, unknown> | undefined,
+        copy,
+      );
+    const leaf = parts.at(-1) as string;
+    if (parent && parent[leaf] !== undefined) parent[leaf] = MASK;
+  }
+  return copy;
+}
+
+function statusOf(check: unknown): string {
+  return (check as { status?: string } | undefined)?.status === 'up' ? 'ok' : 'unreachable';
+}

@@ -1,0 +1,65 @@
+import type { FastifyInstance } from 'fastify';
+import helmet from 'helmet';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { BastionConfig } from '../config/config.schema.js';
+
+/** Request headers a browser MCP client sends (MCP Streamable HTTP, authorization, tracing). */
+const ALLOWED_HEADERS = [
+  'accept',
+  'authorization',
+  'content-type',
+  'last-event-id',
+  'mcp-method',
+  'mcp-name',
+  'mcp-protocol-version',
+  'mcp-session-id',
+  'traceparent',
+  'tracestate',
+  'x-request-id',
+];
+
+/** Response headers a browser client must be able to read. */
+const EXPOSED_HEADERS = [
+  'mcp-protocol-version',
+  'mcp-session-id',
+  'retry-after',
+  'www-authenticate',
+  'x-ratelimit-limit-principal',
+  'x-ratelimit-remaining-principal',
+  'x-ratelimit-reset-principal',
+  'x-request-id',
+];
+
+/**
+ * Security headers on every response and CORS for the configured browser origins only. The headers are
+ * set on the raw response, so they also reach /mcp answers that bypass the framework's reply.
+ */
+export function harden(app: NestFastifyApplication, config: BastionConfig): void {
+  const fastify = app.getHttpAdapter().getInstance() as FastifyInstance;
+  const headers = helmet({
+    contentSecurityPolicy: {
+      directives: {
+        // The API page (/docs) loads its own scripts and styles; nothing else is a page.
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    // Plain http is a legitimate loopback deployment; HSTS belongs to the TLS terminator.
+    strictTransportSecurity: false,
+  });
+  fastify.addHook('onRequest', (request, reply, done) => {
+    headers(request.raw, reply.raw, () => done());
+  });
+  app.enableCors({
+    origin: config.server.allowedOrigins.length > 0 ? config.server.allowedOrigins : false,
+    methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+    allowedHeaders: ALLOWED_HEADERS,
+    exposedHeaders: EXPOSED_HEADERS,
+    credentials: false,
+    maxAge: 600,
+  });
+}

@@ -1,0 +1,40 @@
+import type { FastifyInstance } from 'fastify';
+import type { Metrics } from './metrics.js';
+import type { HttpSpan, Tracing } from './tracing.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request's server span (a no-op when tracing is off). */
+    span?: HttpSpan;
+  }
+}
+
+const METHODS = new Set(['GET', 'POST', 'DELETE', 'OPTIONS', 'HEAD', 'PUT', 'PATCH']);
+
+/** A route the router did not match: one label for every unknown path a client tries. */
+export const UNMATCHED_ROUTE = '(unmatched)';
+
+/**
+ * Per request: the id echoed in `x-request-id`, a server span, and the duration histogram by route
+ * template. Both are closed when the raw response closes, so /mcp answers that bypass the framework's
+ * reply are counted too.
+ */
+export function observeHttp(fastify: FastifyInstance, metrics: Metrics, tracing: Tracing): void {
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const started = performance.now();
+    const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
+    const method = METHODS.has(request.method) ? request.method : 'other';
+    reply.raw.setHeader('x-request-id', request.id);
+    const span = tracing.startHttpSpan(method, route, request.headers);
+    request.span = span;
+    reply.raw.once('close', () => {
+      const status = reply.raw.statusCode;
+      metrics.httpDuration.observe(
+        { route, method, status: String(status) },
+        (performance.now() - started) / 1000,
+      );
+      span.end(status);
+    });
+    done();
+  });
+}

@@ -1,0 +1,59 @@
+import { timingSafeEqual } from 'node:crypto';
+import { Controller, Get, Inject, Req, Res, type DynamicModule } from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
+import { PrometheusController, PrometheusModule } from '@willsoto/nestjs-prometheus';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { register } from 'prom-client';
+import { Public } from '../auth/auth.decorators.js';
+import { Authenticator } from '../auth/authenticator.js';
+import { RUNTIME, type Runtime } from '../runtime.js';
+import { METRIC_PREFIX } from './metrics.js';
+
+/**
+ * /metrics in the Prometheus text format. Readable with the configured scrape token, or by a principal
+ * holding the admin scope (on a loopback server without authentication, by anyone local).
+ */
+@ApiExcludeController()
+@Public()
+@Controller()
+export class MetricsController extends PrometheusController {
+  private readonly token: Buffer | undefined;
+
+  constructor(
+    @Inject(Authenticator) private readonly auth: Authenticator,
+    @Inject(RUNTIME) runtime: Runtime,
+  ) {
+    super();
+    const { token } = runtime.config.metrics;
+    this.token = token ? Buffer.from(token) : undefined;
+  }
+
+  @Get()
+  override async index(
+    @Req() request?: FastifyRequest,
+    @Res({ passthrough: true }) reply?: FastifyReply,
+  ): Promise<string> {
+    const authorization = request?.headers.authorization;
+    if (!this.scrapeToken(authorization)) {
+      const principal = await this.auth.authenticate(authorization);
+      this.auth.requireScope(principal, 'admin');
+    }
+    return super.index(reply);
+  }
+
+  private scrapeToken(authorization: string | undefined): boolean {
+    if (!this.token || !authorization?.startsWith('Bearer ')) return false;
+    const offered = Buffer.from(authorization.slice('Bearer '.length).trim());
+    return offered.length === this.token.length && timingSafeEqual(offered, this.token);
+  }
+}
+
+/** The Prometheus module with Bastion's controller; process metrics are registered once per process. */
+export function metricsModule(): DynamicModule {
+  const collected = register.getSingleMetric(`${METRIC_PREFIX}process_cpu_user_seconds_total`) !== undefined;
+  return PrometheusModule.register({
+    controller: MetricsController,
+    path: '/metrics',
+    defaultMetrics: { enabled: !collected, config: { prefix: METRIC_PREFIX } },
+  });
+}

@@ -1,0 +1,77 @@
+import { Counter, Gauge, Histogram, register, type Registry } from 'prom-client';
+
+/** Every series Bastion exposes starts with this, process defaults included. */
+export const METRIC_PREFIX = 'bastion_';
+
+/** Label value for anything outside a known set: a label never carries what a client typed. */
+export const OTHER = 'other';
+
+/**
+ * Bastion's Prometheus series, in prom-client's default registry (the one /metrics exposes). Labels take
+ * values from closed sets only (route templates, registered tool names, error codes, known methods), so a
+ * client cannot create series or put its input into the exposition.
+ */
+export class Metrics {
+  readonly registry: Registry = register;
+  readonly httpDuration = this.histogram(
+    'http_request_duration_seconds',
+    'HTTP requests by route template, method and status.',
+    ['route', 'method', 'status'],
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  );
+  readonly mcpRequests = this.counter(
+    'mcp_requests_total',
+    'MCP requests by JSON-RPC method, protocol revision and outcome.',
+    ['method', 'revision', 'outcome'],
+  );
+  readonly toolCalls = this.counter('tool_calls_total', 'Tool calls by tool and outcome.', [
+    'tool',
+    'outcome',
+  ]);
+  readonly toolDuration = this.histogram(
+    'tool_duration_seconds',
+    'Tool call duration by tool and outcome.',
+    ['tool', 'outcome'],
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  );
+  readonly sandboxRefusals = this.counter(
+    'sandbox_refusals_total',
+    'Tool calls refused by the sandbox or the door, by reason.',
+    ['reason'],
+  );
+  readonly authFailures = this.counter('auth_failures_total', 'Rejected credentials by reason.', ['reason']);
+  readonly rateLimited = this.counter('rate_limited_total', 'Requests refused with 429, by limit.', [
+    'limit',
+  ]);
+  readonly inFlight = this.gauge('in_flight_requests', 'MCP requests being served.');
+
+  private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
+    return this.existing<Counter<L>>(name) ?? new Counter({ name: METRIC_PREFIX + name, help, labelNames });
+  }
+
+  private histogram<L extends string>(
+    name: string,
+    help: string,
+    labelNames: L[],
+    buckets: number[],
+  ): Histogram<L> {
+    return (
+      this.existing<Histogram<L>>(name) ??
+      new Histogram({ name: METRIC_PREFIX + name, help, labelNames, buckets })
+    );
+  }
+
+  private gauge(name: string, help: string): Gauge {
+    return this.existing<Gauge>(name) ?? new Gauge({ name: METRIC_PREFIX + name, help });
+  }
+
+  /** One process has one set of series, however many servers it starts (tests start several). */
+  private existing<M>(name: string): M | undefined {
+    return this.registry.getSingleMetric(METRIC_PREFIX + name) as M | undefined;
+  }
+}
+
+/** A value from a closed set, or `other`. */
+export function known(value: unknown, allowed: ReadonlySet<string>): string {
+  return typeof value === 'string' && allowed.has(value) ? value : OTHER;
+}

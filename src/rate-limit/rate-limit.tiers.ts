@@ -1,0 +1,13 @@
+import type { Principal } from '../auth/principal.js';
+import type { BastionConfig } from '../config/config.schema.js';
+
+export interface Tier {
+  requests: number;
+  maxInFlight: number;
+}
+
+/** The limits of a principal's tier; a tier the config does not name falls back to `default`. */
+export function tierOf(config: BastionConfig, principal: Principal): Tier {
+  const { tiers } = config.rateLimit;
+  return (tiers[principal.tier] ?? tiers.default) as Tier;
+}

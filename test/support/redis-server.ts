@@ -1,0 +1,157 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { createConnection, createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface RedisServer {
+  url: string;
+  port: number;
+  /** Stops this server's process (by its PID) and resolves once it has exited. */
+  stop(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+const READY_TIMEOUT_MS = 5_000;
+const STOP_TIMEOUT_MS = 5_000;
+const PORT_ATTEMPTS = 5;
+const OUTPUT_LIMIT = 8_192;
+
+interface RedisChild {
+  process: ChildProcess;
+  exited: Promise<void>;
+  output(): string;
+}
+
+type Readiness = 'ready' | 'port-taken';
+
+/**
+ * Starts a throwaway `redis-server` (no persistence) on a free loopback port and waits until it answers
+ * PING. Throws, rather than letting tests skip, when the binary is missing.
+ */
+export async function startRedis(): Promise<RedisServer> {
+  const binary = findOnPath('redis-server');
+  for (let attempt = 1; attempt <= PORT_ATTEMPTS; attempt++) {
+    const port = await findFreePort();
+    const child = launch(binary, port);
+    const readiness = await waitUntilReady(child, port).catch(async (error: unknown) => {
+      await stopChild(child);
+      throw error;
+    });
+    if (readiness === 'ready') {
+      return { url: `redis://${HOST}:${port}`, port, stop: () => stopChild(child) };
+    }
+    await stopChild(child);
+  }
+  throw new Error(
+    `redis-server: no free port after ${PORT_ATTEMPTS} attempts (another process kept taking it)`,
+  );
+}
+
+function findOnPath(command: string): string {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(dir, command);
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  throw new Error(
+    `${command} is not on PATH; the Redis integration tests need a real server: apt-get install -y redis-server`,
+  );
+}
+
+/** Asks the OS for a free port; another process may still take it before redis binds, hence the retries. */
+function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, HOST, () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function launch(binary: string, port: number): RedisChild {
+  const args = ['--save', '', '--appendonly', 'no', '--bind', HOST, '--port', String(port)];
+  const child = spawn(binary, args, { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', (error) => {
+      collect(Buffer.from(`spawn failed: ${error.message}\n`));
+      resolve();
+    });
+  });
+  return { process: child, exited, output: () => output };
+}
+
+async function waitUntilReady(child: RedisChild, port: number): Promise<Readiness> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (hasExited(child.process)) return exitedBeforeReady(child);
+    const pid = await probe(port);
+    if (pid !== undefined) return pid === child.process.pid ? 'ready' : 'port-taken';
+    if (Date.now() > deadline) {
+      throw new Error(
+        `redis-server on ${HOST}:${port} did not answer PING within ${READY_TIMEOUT_MS} ms; its output:\n${child.output()}`,
+      );
+    }
+    await sleep(25);
+  }
+}
+
+async function exitedBeforeReady(child: RedisChild): Promise<Readiness> {
+  await child.exited;
+  if (/address already in use/i.test(child.output())) return 'port-taken';
+  const { exitCode, signalCode } = child.process;
+  throw new Error(
+    `redis-server exited (code ${exitCode}, signal ${signalCode}) before answering PING; its output:\n${child.output()}`,
+  );
+}
+
+/**
+ * PINGs the port and returns the answering server's `process_id`, or undefined if nothing answered yet.
+ * The PID tells our child apart from another server that won the race for the port.
+ */
+function probe(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    let reply = '';
+    const socket = createConnection({ host: HOST, port });
+    const finish = (pid?: number) => {
+      socket.destroy();
+      resolve(pid);
+    };
+    socket.setTimeout(500, () => finish());
+    socket.once('error', () => finish());
+    socket.once('close', () => finish());
+    socket.once('connect', () => socket.write('PING\r\nINFO server\r\n'));
+    socket.on('data', (chunk: Buffer) => {
+      reply += chunk.toString('latin1');
+      if (reply.startsWith('-')) return finish();
+      const match = /process_id:(\d+)\r\n/.exec(reply);
+      if (reply.startsWith('+PONG\r\n') && match) finish(Number(match[1]));
+    });
+  });
+}
+
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+async function stopChild(child: RedisChild): Promise<void> {
+  if (hasExited(child.process) || child.process.pid === undefined) return child.exited;
+  child.process.kill('SIGTERM');
+  const escalate = setTimeout(() => child.process.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  await child.exited;
+  clearTimeout(escalate);
+}
