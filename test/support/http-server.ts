@@ -9,11 +9,11 @@ export async function startTestServer(
   overrides: Record<string, unknown> = {},
 ): Promise<HttpServer> {
   const config = configSchema.parse({
+    // Without a data directory of its own, a test server keeps no audit log (it would land in the repo).
+    ...(overrides.dataDir ? {} : { audit: { enabled: false } }),
+    ...overrides,
     server: { port: 0, ...(overrides.server as object) },
     workspace: { root: workspace, ...(overrides.workspace as object) },
-    ...(overrides.auth ? { auth: overrides.auth } : {}),
-    ...(overrides.dataDir ? { dataDir: overrides.dataDir } : {}),
-    ...(overrides.health ? { health: overrides.health } : {}),
     log: { level: 'silent' },
   });
   const runtime = await createRuntime(config, { logger: pino({ level: 'silent' }) });
