@@ -64,7 +64,6 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
       abortOnError: false,
     },
   );
-  app.useLogger(app.get(NestLogger));
   const fastify = app.getHttpAdapter().getInstance();
   observeHttp(fastify, runtime.metrics, runtime.tracing);
   harden(app, config);
@@ -89,6 +88,8 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
   app.useGlobalFilters(new HttpErrorFilter(logger));
   serveOpenApi(app, config, authenticator);
   await app.listen(config.server.port, config.server.host);
+  // After start-up, so the framework's own messages (errors) are JSON lines too, without its route table.
+  app.useLogger(app.get(NestLogger));
   const address = app.getHttpServer().address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}/mcp`;
