@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { mkdirSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { Logger } from 'pino';
@@ -25,9 +26,10 @@ interface ServeFlags extends CommonFlags {
   port?: string;
 }
 
-function configFrom(flags: ServeFlags): BastionConfig {
+function configFrom(flags: ServeFlags, defaults: Record<string, unknown> = {}): BastionConfig {
   return loadConfig({
     ...(flags.config ? { file: flags.config } : {}),
+    defaults,
     overrides: {
       'server.host': flags.host,
       'server.port': flags.port,
@@ -51,8 +53,14 @@ async function serve(flags: ServeFlags): Promise<void> {
   onShutdown(config.server.shutdownGraceMs, () => server.close(), runtime.logger);
 }
 
+/**
+ * A stdio server is started by a desktop client in whatever directory it chooses (often the user's project
+ * or /), so its state (the audit log) goes to the user's state directory unless a data directory is set.
+ */
+const STDIO_DEFAULTS = { dataDir: path.join(os.homedir(), '.local', 'state', 'bastion') };
+
 async function stdio(flags: CommonFlags): Promise<void> {
-  const config = configFrom(flags);
+  const config = configFrom(flags, STDIO_DEFAULTS);
   const runtime = await createRuntime(config, { logTo: 'stderr' });
   const handle = runStdio(runtime);
   onShutdown(

@@ -108,4 +108,30 @@ describe('loadConfig', () => {
       /cannot be read/,
     );
   });
+
+  it("uses a command's defaults only where no layer sets the key", () => {
+    const dir = tmp();
+    const defaults = { dataDir: '/state/bastion' };
+    expect(loadConfig({ env: {}, cwd: dir, defaults }).dataDir).toBe('/state/bastion');
+    expect(loadConfig({ env: { BASTION_DATA_DIR: './mine' }, cwd: dir, defaults }).dataDir).toBe('./mine');
+  });
+
+  it('reads the standard OpenTelemetry variables and requires Redis for Redis-backed limits', () => {
+    const config = loadConfig({
+      env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+        OTEL_EXPORTER_OTLP_HEADERS: 'x-token=abc',
+        OTEL_SERVICE_NAME: 'edge-bastion',
+      },
+      cwd: tmp(),
+    });
+    expect(config.tracing).toEqual({
+      otlpEndpoint: 'http://collector:4318',
+      otlpHeaders: 'x-token=abc',
+      serviceName: 'edge-bastion',
+    });
+    expect(() => loadConfig({ env: { BASTION_RATE_LIMIT_STORAGE: 'redis' }, cwd: tmp() })).toThrow(
+      /redis\.url: required when rateLimit\.storage is redis/,
+    );
+  });
 });

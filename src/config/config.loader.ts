@@ -14,6 +14,8 @@ export interface LoadConfigOptions {
   file?: string;
   /** Values that win over everything (command-line flags), keyed by dotted config key. */
   overrides?: Record<string, unknown>;
+  /** Defaults of one command that differ from the schema's, used where no layer sets the key. */
+  defaults?: Record<string, unknown>;
   cwd?: string;
 }
 
@@ -41,6 +43,9 @@ export function loadConfig(options: LoadConfigOptions = {}): BastionConfig {
   }
   for (const [key, value] of Object.entries(options.overrides ?? {})) {
     if (value !== undefined) setPath(tree, key, value);
+  }
+  for (const [key, value] of Object.entries(options.defaults ?? {})) {
+    if (getPath(tree, key) === undefined) setPath(tree, key, value);
   }
 
   const parsed = configSchema.safeParse(tree);
@@ -73,6 +78,15 @@ function readConfigFile(file: string, problems: string[]): Tree {
     );
     return {};
   }
+}
+
+function getPath(tree: Tree, dotted: string): unknown {
+  let node: unknown = tree;
+  for (const part of dotted.split('.')) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Tree)[part];
+  }
+  return node;
 }
 
 function setPath(tree: Tree, dotted: string, value: unknown): void {

@@ -63,7 +63,16 @@ function startCollector(): Promise<string> {
 async function serveAndStop(work: (url: string) => Promise<void>): Promise<void> {
   const child = spawn(
     process.execPath,
-    [CLI, 'serve', '--port', '0', '--workspace', path.join(base, 'ws'), '--data-dir', path.join(base, 'data')],
+    [
+      CLI,
+      'serve',
+      '--port',
+      '0',
+      '--workspace',
+      path.join(base, 'ws'),
+      '--data-dir',
+      path.join(base, 'data'),
+    ],
     {
       env: {
         ...process.env,
@@ -109,8 +118,12 @@ beforeAll(async () => {
     expect((await call(2, 'read_text_file', { path: 'secret.txt' })).status).toBe(200);
     expect((await call(3, 'read_text_file', { path: '../outside.txt' })).status).toBe(200);
     const forged = `${(key.writer as string).slice(0, 17)}${'A'.repeat(43)}`;
-    expect((await postMcp(url, { jsonrpc: '2.0', id: 4, method: 'ping' }, `Bearer ${forged}`)).status).toBe(401);
-    const metrics = await fetch(new URL('/metrics', url), { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    expect((await postMcp(url, { jsonrpc: '2.0', id: 4, method: 'ping' }, `Bearer ${forged}`)).status).toBe(
+      401,
+    );
+    const metrics = await fetch(new URL('/metrics', url), {
+      headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    });
     expect(metrics.status).toBe(200);
     const diagnostics = await fetch(new URL('/diagnostics', url), {
       headers: { authorization: `Bearer ${key.admin}`, 'x-request-id': 'ops-check-1' },
@@ -149,7 +162,11 @@ describe('logs of an HTTP server', () => {
   it('name the principal, the MCP method and the tool of each call', () => {
     const completed = lines.filter((line) => line.req?.url === '/mcp' && line.tool === 'write_file');
     expect(completed).toHaveLength(1);
-    expect(completed[0]).toMatchObject({ principal: 'writer', mcpMethod: 'tools/call', res: { statusCode: 200 } });
+    expect(completed[0]).toMatchObject({
+      principal: 'writer',
+      mcpMethod: 'tools/call',
+      res: { statusCode: 200 },
+    });
     const refused = lines.find((line) => line.msg === 'tool call refused');
     expect(refused).toMatchObject({ tool: 'read_text_file', reqId: expect.any(String) });
   });
@@ -165,7 +182,9 @@ describe('logs of an HTTP server', () => {
     const names = new Set(spans.map((span) => span.name));
     for (const name of ['POST /mcp', 'mcp tools/call', 'tool write_file']) expect(names).toContain(name);
     const refused = lines.find((line) => line.msg === 'tool call refused');
-    const toolSpan = spans.find((span) => span.name === 'tool read_text_file' && span.traceId === refused?.trace_id);
+    const toolSpan = spans.find(
+      (span) => span.name === 'tool read_text_file' && span.traceId === refused?.trace_id,
+    );
     expect(toolSpan).toBeDefined();
   });
 });

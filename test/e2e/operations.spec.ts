@@ -39,10 +39,13 @@ afterAll(async () => {
 });
 
 const bearer = (name: string) => ({ authorization: `Bearer ${key[name]}` });
-const get = (route: string, headers: Record<string, string> = {}) =>
-  fetch(new URL(route, url), { headers });
+const get = (route: string, headers: Record<string, string> = {}) => fetch(new URL(route, url), { headers });
 const callTool = (name: string, args: Record<string, unknown>, id = 1) =>
-  postMcp(url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } }, `Bearer ${key.reader}`);
+  postMcp(
+    url,
+    { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } },
+    `Bearer ${key.reader}`,
+  );
 
 describe('/metrics', () => {
   it('is readable with the scrape token or an admin key, and refused otherwise', async () => {
@@ -60,8 +63,12 @@ describe('/metrics', () => {
     const text = await (await get('/metrics', { authorization: `Bearer ${METRICS_TOKEN}` })).text();
     expect(text).toMatch(/^bastion_tool_calls_total\{tool="read_text_file",outcome="ok"\} [1-9]/m);
     expect(text).toMatch(/^bastion_tool_duration_seconds_count\{tool="read_text_file",outcome="ok"\} [1-9]/m);
-    expect(text).toMatch(/^bastion_http_request_duration_seconds_count\{route="\/mcp",method="POST",status="200"\}/m);
-    expect(text).toMatch(/^bastion_mcp_requests_total\{method="tools\/call",revision="2025-06-18",outcome="ok"\}/m);
+    expect(text).toMatch(
+      /^bastion_http_request_duration_seconds_count\{route="\/mcp",method="POST",status="200"\}/m,
+    );
+    expect(text).toMatch(
+      /^bastion_mcp_requests_total\{method="tools\/call",revision="2025-06-18",outcome="ok"\}/m,
+    );
     expect(text).toMatch(/^bastion_auth_failures_total\{reason="missing"\} [1-9]/m);
     expect(text).toMatch(/^bastion_process_cpu_user_seconds_total /m);
     expect(text).toMatch(/^bastion_in_flight_requests /m);
@@ -76,7 +83,7 @@ describe('/metrics', () => {
     await callTool('read_text_file', { path: `${hostile}/missing.txt` });
     await callTool(`${hostile}_tool`, {});
     await postMcp(url, { jsonrpc: '2.0', id: 3, method: `${hostile}/method` }, `Bearer ${key.reader}`);
-    await get(`/${hostile}/probe?x=${hostile}`, bearer("reader"));
+    await get(`/${hostile}/probe?x=${hostile}`, bearer('reader'));
     await fetch(url, {
       method: 'POST',
       headers: {
@@ -150,7 +157,8 @@ describe('HTTP hardening', () => {
         headers: {
           origin,
           'access-control-request-method': 'POST',
-          'access-control-request-headers': 'authorization, content-type, mcp-protocol-version, mcp-session-id',
+          'access-control-request-headers':
+            'authorization, content-type, mcp-protocol-version, mcp-session-id',
         },
       });
     const allowed = await preflight(ORIGIN);

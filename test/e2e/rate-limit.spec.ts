@@ -50,7 +50,9 @@ async function expectLimited(response: Response, limit: RegExp): Promise<void> {
 describe('rate limits', () => {
   it('answer 429 with Retry-After and a JSON-RPC error once a principal passes its tier limit, per principal', async () => {
     const { url } = await server({
-      rateLimit: { tiers: { default: { requests: 100, maxInFlight: 8 }, small: { requests: 3, maxInFlight: 8 } } },
+      rateLimit: {
+        tiers: { default: { requests: 100, maxInFlight: 8 }, small: { requests: 3, maxInFlight: 8 } },
+      },
     });
     for (let i = 0; i < 3; i++) {
       const allowed = await postMcp(url, ping(i), key.alice);
@@ -72,7 +74,9 @@ describe('rate limits', () => {
 
   it('cap the requests one principal has in flight', async () => {
     const { url } = await server({
-      rateLimit: { tiers: { default: { requests: 100, maxInFlight: 8 }, small: { requests: 100, maxInFlight: 1 } } },
+      rateLimit: {
+        tiers: { default: { requests: 100, maxInFlight: 8 }, small: { requests: 100, maxInFlight: 1 } },
+      },
     });
     const long = await postMcp(
       url,
@@ -80,7 +84,11 @@ describe('rate limits', () => {
         jsonrpc: '2.0',
         id: 1,
         method: 'tools/call',
-        params: { name: 'grep_files', arguments: { pattern: 'never', path: 'tree' }, _meta: { progressToken: 1 } },
+        params: {
+          name: 'grep_files',
+          arguments: { pattern: 'never', path: 'tree' },
+          _meta: { progressToken: 1 },
+        },
       },
       key.carol,
     );

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
@@ -24,7 +24,13 @@ beforeEach(async () => {
   writeFileSync(path.join(ws.root, 'project/src/app.ts'), 'console.log("hi");\n');
   writeFileSync(path.join(ws.root, 'top.txt'), 'top\n');
 });
-afterEach(() => ws.cleanup());
+afterEach(() => {
+  ws.cleanup();
+  rmSync(dataDir(), { recursive: true, force: true });
+});
+
+/** Bastion's state for the test's server, beside (never inside) the workspace. */
+const dataDir = (): string => `${ws.root}-data`;
 
 async function connect(args: string[], options: { roots?: string[] } = {}): Promise<Client> {
   const client = new Client(
@@ -36,7 +42,11 @@ async function connect(args: string[], options: { roots?: string[] } = {}): Prom
     client.setRequestHandler('roots/list', () => ({ roots: roots.map((uri) => ({ uri })) }));
   }
   await client.connect(
-    new StdioClientTransport({ command: process.execPath, args: [CLI, 'stdio', ...args], stderr: 'pipe' }),
+    new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, 'stdio', '--data-dir', dataDir(), ...args],
+      stderr: 'pipe',
+    }),
   );
   return client;
 }
@@ -106,7 +116,7 @@ describe('bastion stdio', () => {
   });
 
   it('writes nothing but protocol messages to stdout', async () => {
-    const child = spawn(process.execPath, [CLI, 'stdio', '--workspace', ws.root], {
+    const child = spawn(process.execPath, [CLI, 'stdio', '--workspace', ws.root, '--data-dir', dataDir()], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, BASTION_LOG_LEVEL: 'debug' },
     });
@@ -139,6 +149,16 @@ describe('bastion stdio', () => {
     const lines = stdout.split('\n').filter(Boolean);
     for (const line of lines) expect(JSON.parse(line)).toMatchObject({ jsonrpc: '2.0' });
     expect(lines.map((l) => JSON.parse(l).id)).toEqual([1, 2]);
+    // Calls over stdio go through the same door: audited like any other.
+    const audit = readFileSync(path.join(dataDir(), 'audit', 'audit.jsonl'), 'utf8');
+    expect(JSON.parse(audit.trim().split('\n').at(-1) as string)).toMatchObject({
+      kind: 'tool_call',
+      actor: 'local',
+      action: 'read_text_file',
+      target: 'nope.txt',
+      outcome: 'refused',
+      code: 'not_found',
+    });
   });
 
   it('sends resources/updated for a subscribed file until unsubscribed (2025 revisions)', async () => {
@@ -146,7 +166,7 @@ describe('bastion stdio', () => {
     await client.connect(
       new StdioTransportV1({
         command: process.execPath,
-        args: [CLI, 'stdio', '--workspace', ws.root],
+        args: [CLI, 'stdio', '--workspace', ws.root, '--data-dir', dataDir()],
         stderr: 'pipe',
       }),
     );
