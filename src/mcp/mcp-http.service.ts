@@ -9,6 +9,7 @@ import {
   type McpHttpHandler,
   type Server,
 } from '@modelcontextprotocol/server';
+import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.js';
 import type { Runtime } from '../runtime.js';
 import type { Sandbox } from '../workspace/sandbox.js';
@@ -26,6 +27,8 @@ export interface Caller {
   sandbox: Sandbox;
   /** The request's id (x-request-id, accepted or generated). */
   requestId: string;
+  /** The request's logger (bound to its id), when the HTTP layer made one. */
+  logger?: Logger;
 }
 
 /**
@@ -99,7 +102,7 @@ export class McpHttpService {
   private serverFor(caller: Caller, updates: ResourceUpdates = 'none'): Server {
     const { surface, logger } = this.runtime;
     const { principal, sandbox, requestId } = caller;
-    const requestLogger = logger.child({ reqId: requestId });
+    const requestLogger = caller.logger ?? logger.child({ reqId: requestId });
     return createMcpServer(surface, { principal, sandbox, logger: requestLogger, requestId }, updates);
   }
 

@@ -1,6 +1,7 @@
 import { All, Controller, Inject, Req, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import { principalOf } from '../auth/auth.guard.js';
 import { Authenticator } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
@@ -47,8 +48,10 @@ export class McpController {
       if (value !== undefined) raw.setHeader(name, value as string);
     raw.setHeader('x-accel-buffering', 'no'); // proxies must not hold back SSE events
     reply.hijack();
-    const serve = () =>
-      this.mcp.handle(request.raw, raw, request.body, { principal, sandbox, requestId: request.id });
+    // The request logger pino-http bound to this request's id.
+    const logger = (request.raw as { log?: Logger }).log;
+    const caller = { principal, sandbox, requestId: request.id, ...(logger && { logger }) };
+    const serve = () => this.mcp.handle(request.raw, raw, request.body, caller);
     const span = request.span;
     await (this.runtime.tracing.enabled && span
       ? span.run(() =>

@@ -9,6 +9,8 @@ declare module 'fastify' {
   }
 }
 
+type LabelledHistogram = ReturnType<Metrics['httpDuration']['labels']>;
+
 const METHODS = new Set(['GET', 'POST', 'DELETE', 'OPTIONS', 'HEAD', 'PUT', 'PATCH']);
 
 /** A route the router did not match: one label for every unknown path a client tries. */
@@ -20,6 +22,18 @@ export const UNMATCHED_ROUTE = '(unmatched)';
  * reply are counted too.
  */
 export function observeHttp(fastify: FastifyInstance, metrics: Metrics, tracing: Tracing): void {
+  // One labelled child per (route, method, status), looked up by a plain key: label hashing per request
+  // costs more than the observation.
+  const durations = new Map<string, LabelledHistogram>();
+  const durationOf = (route: string, method: string, status: number) => {
+    const key = `${route} ${method} ${status}`;
+    let child = durations.get(key);
+    if (!child) {
+      child = metrics.httpDuration.labels({ route, method, status: String(status) });
+      durations.set(key, child);
+    }
+    return child;
+  };
   fastify.addHook('onRequest', (request, reply, done) => {
     const started = performance.now();
     const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
@@ -29,10 +43,7 @@ export function observeHttp(fastify: FastifyInstance, metrics: Metrics, tracing:
     request.span = span;
     reply.raw.once('close', () => {
       const status = reply.raw.statusCode;
-      metrics.httpDuration.observe(
-        { route, method, status: String(status) },
-        (performance.now() - started) / 1000,
-      );
+      durationOf(route, method, status).observe((performance.now() - started) / 1000);
       span.end(status);
     });
     done();

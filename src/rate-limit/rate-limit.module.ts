@@ -1,8 +1,9 @@
 import type { DynamicModule, Provider } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
-import { ThrottlerModule, ThrottlerStorageService, type ThrottlerStorage } from '@nestjs/throttler';
+import { ThrottlerModule, type ThrottlerStorage } from '@nestjs/throttler';
 import type { FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
+import { MemoryThrottlerStorage } from './memory-throttler.storage.js';
 import { IpRateLimitGuard, PrincipalRateLimitGuard, THROTTLERS } from './rate-limit.guards.js';
 import { tierOf } from './rate-limit.tiers.js';
 import { RedisThrottlerStorage } from './redis-throttler.storage.js';
@@ -43,7 +44,7 @@ export const RATE_LIMIT_GUARDS = {
 };
 
 function storageFor({ config, redis }: Runtime): ThrottlerStorage {
-  if (config.rateLimit.storage === 'memory') return new ThrottlerStorageService();
+  if (config.rateLimit.storage === 'memory') return new MemoryThrottlerStorage();
   if (!redis) throw new Error('rateLimit.storage is redis but no Redis connection is configured.');
   return new RedisThrottlerStorage(redis);
 }

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KeyStore } from '../../src/auth/key-store.js';
+import type { DiagnosticsReport } from '../../src/health/diagnostics.js';
 import type { HttpServer } from '../../src/main.js';
 import { postMcp, startTestServer } from '../support/http-server.js';
 
@@ -114,16 +115,19 @@ describe('/diagnostics', () => {
     const response = await get('/diagnostics', bearer('admin'));
     expect(response.status).toBe(200);
     const body = await response.text();
-    const report = JSON.parse(body) as Record<string, any>;
+    const report = JSON.parse(body) as DiagnosticsReport;
+    const checks = report.checks as Record<string, { status: string }>;
+    const config = report.config as { metrics: { token: string }; redis: { url: string } };
     expect(report.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(report.uptimeSec).toBeGreaterThanOrEqual(0);
     expect(report.build.node).toBe(process.version);
     expect(report.state).toBe('ready');
     expect(report.inFlight).toBe(0);
-    expect(report.checks.workspace.status).toBe('up');
-    expect(report.checks.redis.status).toBe('down');
-    expect(report.config.metrics.token).toBe('[masked]');
-    expect(report.config.redis.url).toBe('[masked]');
+    expect(checks.workspace?.status).toBe('up');
+    expect(checks.redis?.status).toBe('down');
+    expect(report.stores.rateLimit).toEqual({ kind: 'memory' });
+    expect(config.metrics.token).toBe('[masked]');
+    expect(config.redis.url).toBe('[masked]');
     expect(report.circuitBreakers).toEqual([]);
     for (const secret of [METRICS_TOKEN, REDIS_PASSWORD, key.admin, key.reader])
       expect(body).not.toContain(secret as string);

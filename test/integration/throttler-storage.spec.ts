@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { ThrottlerStorage, ThrottlerStorageService as ReferenceStorage } from '@nestjs/throttler';
 import { Redis } from 'ioredis';
+import { MemoryThrottlerStorage } from '../../src/rate-limit/memory-throttler.storage.js';
 import { RedisThrottlerStorage } from '../../src/rate-limit/redis-throttler.storage.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 
@@ -29,6 +30,11 @@ function memorySubject(): Subject {
   return { storage, close: async () => storage.onApplicationShutdown() };
 }
 
+function ownMemorySubject(): Subject {
+  const storage = new MemoryThrottlerStorage();
+  return { storage, close: async () => storage.close() };
+}
+
 function redisSubject(server: RedisServer): Subject {
   const storage = new RedisThrottlerStorage(new Redis(server.url));
   return { storage, close: () => storage.close() };
@@ -46,7 +52,8 @@ let keySeq = 0;
 const freshKey = () => `client-${++keySeq}`;
 
 describe.each([
-  ['memory', (): Subject => memorySubject()],
+  ['reference (in-memory ThrottlerStorageService)', (): Subject => memorySubject()],
+  ['memory', (): Subject => ownMemorySubject()],
   ['redis', (): Subject => redisSubject(server)],
 ])('throttler storage contract: %s', (_name, createSubject) => {
   let subject: Subject;
