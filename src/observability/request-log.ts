@@ -29,7 +29,8 @@ export function requestLogModule(logger: Logger): DynamicModule {
       genReqId: (req) => String(req.headers['x-request-id']),
       customAttributeKeys: { reqId: 'reqId' },
       quietReqLogger: true,
-      autoLogging: { ignore: (req) => (req.url ?? '').startsWith('/health/') },
+      // The middleware runner rewrites req.url relative to its mount point; originalUrl is the request's.
+      autoLogging: { ignore: (req) => requestPath(req).startsWith('/health/') },
       customLogLevel: (_req, res, error) =>
         error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
       customProps: (req) => ({ ...fields.get(req) }),
@@ -43,4 +44,8 @@ export function requestLogModule(logger: Logger): DynamicModule {
       },
     },
   });
+}
+
+function requestPath(req: IncomingMessage & { originalUrl?: string }): string {
+  return req.originalUrl ?? req.url ?? '';
 }

@@ -129,6 +129,7 @@ beforeAll(async () => {
       headers: { authorization: `Bearer ${key.admin}`, 'x-request-id': 'ops-check-1' },
     });
     expect(diagnostics.status).toBe(200);
+    expect((await fetch(new URL('/health/ready', url))).status).toBe(200);
   });
   lines = stdout
     .trim()
@@ -152,6 +153,7 @@ describe('logs of an HTTP server', () => {
       if (PROCESS_MESSAGES.has(line.msg)) continue;
       expect(line.reqId).toMatch(/^[\w.:-]+$/);
     }
+    expect(lines.filter((line) => line.req?.url.startsWith('/health/'))).toEqual([]);
     expect(lines.find((line) => line.reqId === 'ops-check-1')).toMatchObject({
       principal: 'ops',
       req: { method: 'GET', url: '/diagnostics' },
