@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -6,9 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KeyStore } from '../../src/auth/key-store.js';
+import { spawnServer } from '../support/cli-server.js';
 import { postMcp } from '../support/http-server.js';
 
-const CLI = path.resolve('dist/cli.js');
 const METRICS_TOKEN = 'scrape-9b1f0e77c4d2a6e8';
 const CONTENT = 'file-content-never-logged-5521';
 
@@ -34,7 +33,6 @@ let collector: Server;
 const spans: ExportedSpan[] = [];
 const key: Record<string, string> = {};
 let stdout = '';
-let stderr = '';
 let lines: LogLine[] = [];
 let exitCode: number | null;
 
@@ -61,46 +59,17 @@ function startCollector(): Promise<string> {
 
 /** Serves, runs `work` against the server's /mcp URL, stops it with SIGTERM and collects its log lines. */
 async function serveAndStop(work: (url: string) => Promise<void>): Promise<void> {
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'serve',
-      '--port',
-      '0',
-      '--workspace',
-      path.join(base, 'ws'),
-      '--data-dir',
-      path.join(base, 'data'),
-    ],
-    {
-      env: {
-        ...process.env,
-        BASTION_AUTH: 'api-key',
-        BASTION_METRICS_TOKEN: METRICS_TOKEN,
-        OTEL_EXPORTER_OTLP_ENDPOINT: await startCollector(),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 15_000);
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      const match = /serving MCP at (http:\/\/\S+\/mcp)/.exec(stderr);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1] as string);
-      }
-    });
+  const server = await spawnServer(path.join(base, 'ws'), path.join(base, 'data'), {
+    BASTION_AUTH: 'api-key',
+    BASTION_METRICS_TOKEN: METRICS_TOKEN,
+    OTEL_EXPORTER_OTLP_ENDPOINT: await startCollector(),
   });
   try {
-    await work(url);
+    await work(server.url);
   } finally {
-    child.kill('SIGTERM');
-    exitCode = await exited;
+    server.child.kill('SIGTERM');
+    exitCode = await server.exited;
+    stdout = server.stdout();
   }
 }
 

@@ -1,19 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { verifyAuditLog } from '../../src/observability/audit-record.js';
+import { spawnServer, type CliServer } from '../support/cli-server.js';
 import { postMcp } from '../support/http-server.js';
 
-const CLI = path.resolve('dist/cli.js');
 const FILES = 3_000;
 
 let base: string;
 let child: ChildProcess;
 let url: string;
-let stderr = '';
-let stdout = '';
+let server: CliServer;
 let exited: Promise<number | null>;
 
 beforeAll(async () => {
@@ -22,33 +21,10 @@ beforeAll(async () => {
   mkdirSync(tree, { recursive: true });
   const text = 'nothing to see here\n'.repeat(1_600);
   for (let i = 0; i < FILES; i++) writeFileSync(path.join(tree, `f${i}.txt`), text);
-  child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'serve',
-      '--port',
-      '0',
-      '--workspace',
-      path.join(base, 'ws'),
-      '--data-dir',
-      path.join(base, 'data'),
-    ],
-    { env: { ...process.env, BASTION_SHUTDOWN_GRACE_MS: '20000' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 15_000);
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      const match = /serving MCP at (http:\/\/\S+\/mcp)/.exec(stderr);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1] as string);
-      }
-    });
+  server = await spawnServer(path.join(base, 'ws'), path.join(base, 'data'), {
+    BASTION_SHUTDOWN_GRACE_MS: '20000',
   });
+  ({ child, url, exited } = server);
 });
 
 afterAll(() => {
@@ -135,7 +111,7 @@ describe('graceful shutdown', () => {
     expect(result.id).toBe(7);
     expect(result.result.isError).toBeFalsy();
     expect(await exited).toBe(0);
-    expect(stdout).toContain('"msg":"shutting down"');
+    expect(server.stdout()).toContain('"msg":"shutting down"');
     // The audit log was flushed before exit, with the record of the call that finished during the drain.
     const file = path.join(base, 'data', 'audit', 'audit.jsonl');
     const records = readFileSync(file, 'utf8')
