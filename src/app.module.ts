@@ -4,6 +4,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { AuthGuard } from './auth/auth.guard.js';
 import { Authenticator } from './auth/authenticator.js';
 import { WellKnownController } from './auth/well-known.controller.js';
+import { ConversationsController } from './conversations/conversations.controller.js';
 import { DiagnosticsController } from './health/diagnostics.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { Lifecycle } from './health/lifecycle.js';
@@ -40,7 +41,13 @@ export class AppModule {
         ...(limits ? [rateLimitModule(runtime)] : []),
         ...(config.metrics.enabled ? [metricsModule()] : []),
       ],
-      controllers: [McpController, WellKnownController, HealthController, DiagnosticsController],
+      controllers: [
+        McpController,
+        WellKnownController,
+        HealthController,
+        DiagnosticsController,
+        ...(runtime.agent ? [ConversationsController] : []),
+      ],
       providers: [
         { provide: RUNTIME, useValue: runtime },
         { provide: Authenticator, useValue: authenticator },

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { Logger } from 'pino';
 import { keysCommand, type KeysFlags } from './auth/keys.command.js';
+import { chatCommand } from './chat/chat.command.js';
 import { ConfigError } from './config/config.errors.js';
 import { loadConfig } from './config/config.loader.js';
 import type { BastionConfig } from './config/config.schema.js';
@@ -152,5 +153,7 @@ program.addCommand(
 );
 
 program.addCommand(auditCommand((line) => process.stdout.write(`${line}\n`)));
+
+program.addCommand(chatCommand());
 
 program.parseAsync(process.argv).catch(fail);

@@ -10,6 +10,9 @@ import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { Tracing } from './observability/tracing.js';
 import { connectRedis } from './store/redis-connection.js';
+import { assembleAgent, type AgentParts } from './agent/agent.assembly.js';
+import { purgeEvery } from './conversations/conversation-retention.js';
+import { createConversationStore } from './conversations/conversation.store.factory.js';
 import { ToolRegistry } from './tools/tool-registry.js';
 import { FileWatcher } from './workspace/file-watcher.js';
 import { Sandbox } from './workspace/sandbox.js';
@@ -35,6 +38,8 @@ export interface Runtime {
   tracing: Tracing;
   /** The shared Redis connection, when one is configured. */
   redis?: Redis;
+  /** The SecureAgent and the conversations, unless agent.enabled is off. */
+  agent?: AgentParts;
   /** Flushes the audit log and the traces and closes the connections, after the transports have stopped. */
   close(): Promise<void>;
 }
@@ -68,6 +73,12 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
   const audit = await openAudit(config);
   observeCalls(registry, { metrics, audit, logger });
   const redis = config.redis.url ? connectRedis(config.redis.url, logger) : undefined;
+  const agent = config.agent.enabled
+    ? assembleAgent(config, registry, createConversationStore(config, redis), { metrics, audit, logger })
+    : undefined;
+  const stopPurge = agent
+    ? purgeEvery(agent.store, config.conversations.purgeIntervalMs, logger)
+    : () => undefined;
   return {
     config,
     logger,
@@ -83,7 +94,10 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
     audit,
     tracing,
     ...(redis && { redis }),
+    ...(agent && { agent }),
     async close() {
+      stopPurge();
+      await agent?.store.close();
       await audit.close();
       await tracing.shutdown();
       if (redis) await redis.quit().catch(() => redis.disconnect());

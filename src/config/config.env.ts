@@ -46,6 +46,18 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   BASTION_AUDIT_FILE: 'audit.file',
   BASTION_DOCS_ENABLED: 'docs.enabled',
   BASTION_DOCS_PUBLIC: 'docs.public',
+  BASTION_AGENT_ENABLED: 'agent.enabled',
+  BASTION_AGENT_PROVIDER: 'agent.provider',
+  BASTION_AGENT_MODEL: 'agent.model',
+  BASTION_AGENT_MAX_STEPS: 'agent.limits.maxSteps',
+  BASTION_AGENT_MAX_TOOL_CALLS: 'agent.limits.maxToolCalls',
+  BASTION_AGENT_TURN_TIME_MS: 'agent.limits.turnTimeMs',
+  BASTION_AGENT_TIMEOUT_MS: 'agent.resilience.timeoutMs',
+  BASTION_AGENT_RETRIES: 'agent.resilience.retries',
+  BASTION_ANTHROPIC_MODEL: 'agent.anthropic.model',
+  BASTION_OPENAI_MODEL: 'agent.openai.model',
+  BASTION_STORE: 'conversations.store',
+  BASTION_CONVERSATION_RETENTION_DAYS: 'conversations.retentionDays',
 };
 
 /** Standard variables of other specifications that Bastion honours, and the config key each one sets. */
@@ -53,7 +65,14 @@ export const STANDARD_ENV_KEYS: Readonly<Record<string, string>> = {
   OTEL_EXPORTER_OTLP_ENDPOINT: 'tracing.otlpEndpoint',
   OTEL_EXPORTER_OTLP_HEADERS: 'tracing.otlpHeaders',
   OTEL_SERVICE_NAME: 'tracing.serviceName',
+  ANTHROPIC_API_KEY: 'agent.anthropic.apiKey',
+  ANTHROPIC_BASE_URL: 'agent.anthropic.baseUrl',
+  OPENAI_API_KEY: 'agent.openai.apiKey',
+  OPENAI_BASE_URL: 'agent.openai.baseUrl',
 };
 
 /** Variables read by the loader itself rather than mapped onto a key. */
 export const LOADER_ENV = ['BASTION_CONFIG'] as const;
+
+/** Variables of Bastion's client commands (`bastion chat`): not server config, so the loader leaves them be. */
+export const CLIENT_ENV = ['BASTION_URL', 'BASTION_API_KEY'] as const;

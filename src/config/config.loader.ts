@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ENV_KEYS, LOADER_ENV, STANDARD_ENV_KEYS } from './config.env.js';
+import { CLIENT_ENV, ENV_KEYS, LOADER_ENV, STANDARD_ENV_KEYS } from './config.env.js';
 import { ConfigError } from './config.errors.js';
 import { configSchema, type BastionConfig } from './config.schema.js';
 
@@ -39,7 +39,8 @@ export function loadConfig(options: LoadConfigOptions = {}): BastionConfig {
     if (!name.startsWith('BASTION_') || value === undefined) continue;
     const key = ENV_KEYS[name];
     if (key) setPath(tree, key, value);
-    else if (!(LOADER_ENV as readonly string[]).includes(name)) problems.push(`${name}: unknown variable`);
+    else if (![...LOADER_ENV, ...CLIENT_ENV].includes(name as never))
+      problems.push(`${name}: unknown variable`);
   }
   for (const [key, value] of Object.entries(options.overrides ?? {})) {
     if (value !== undefined) setPath(tree, key, value);

@@ -16,6 +16,7 @@ const bool = z.preprocess((value) => {
   if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
   return value;
 }, z.boolean());
+const providerName = z.enum(['rules', 'anthropic', 'openai']);
 const stringList = z.preprocess(
   (value) =>
     typeof value === 'string'
@@ -185,6 +186,109 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    agent: z
+      .object({
+        /** Serve the `converse` tool and /v1/conversations. */
+        enabled: bool.default(true),
+        /** The model provider for every conversation a route below does not send elsewhere. */
+        provider: providerName.default('rules'),
+        /** The model for the default provider; defaults to that provider's `model`. */
+        model: z.string().min(1).optional(),
+        /** Largest reply asked of the model per request. */
+        maxOutputTokens: positiveInt.default(4_096),
+        /** Overrides by who is asking; the first route that matches wins. */
+        routes: z
+          .array(
+            z
+              .object({
+                /** read-only (no files:write), read-write, or admin. */
+                role: z.enum(['read-only', 'read-write', 'admin']).optional(),
+                /** The MCP client's name (clientInfo.name), when the transport tells it. */
+                client: z.string().min(1).optional(),
+                /** A principal id. */
+                principal: z.string().min(1).optional(),
+                provider: providerName.optional(),
+                model: z.string().min(1).optional(),
+              })
+              .strict(),
+          )
+          .default([]),
+        anthropic: z
+          .object({
+            /** ANTHROPIC_API_KEY; a secret. */
+            apiKey: z.string().min(1).optional(),
+            /** ANTHROPIC_BASE_URL: another Messages API endpoint (a gateway). */
+            baseUrl: z.url().optional(),
+            model: z.string().min(1).default('claude-sonnet-4-5'),
+          })
+          .strict()
+          .prefault({}),
+        openai: z
+          .object({
+            /** OPENAI_API_KEY; a secret. Local servers (Ollama, vLLM, LM Studio) may not need one. */
+            apiKey: z.string().min(1).optional(),
+            /** OPENAI_BASE_URL: any Chat Completions endpoint, e.g. http://127.0.0.1:11434/v1 for Ollama. */
+            baseUrl: z.url().optional(),
+            model: z.string().min(1).default('gpt-4.1-mini'),
+          })
+          .strict()
+          .prefault({}),
+        /** Per model request: timeout, retries with backoff, and a circuit breaker per provider. */
+        resilience: z
+          .object({
+            timeoutMs: positiveInt.default(60_000),
+            /** Retries after the first attempt, on 429, 5xx, 529 and timeouts. */
+            retries: z.coerce.number().int().min(0).max(10).default(3),
+            retryBaseMs: positiveInt.default(500),
+            /** The longest wait between attempts, Retry-After included. */
+            retryMaxMs: positiveInt.default(30_000),
+            /** Consecutive failed requests that open the circuit. */
+            breakerFailures: positiveInt.default(5),
+            /** How long an open circuit refuses before letting one request try. */
+            breakerHalfOpenMs: positiveInt.default(30_000),
+          })
+          .strict()
+          .prefault({}),
+        /** What the Supervisor allows in one turn. */
+        limits: z
+          .object({
+            /** Requests to the model. */
+            maxSteps: positiveInt.default(8),
+            /** Tool calls proposed (refused ones count too). */
+            maxToolCalls: positiveInt.default(16),
+            /** Wall time of the turn. */
+            turnTimeMs: positiveInt.default(120_000),
+            /** Bytes of tool output fed back to the model in the turn, all results together. */
+            maxToolOutputBytes: positiveInt.default(64 * KiB),
+            /** Bytes of one tool result fed back; the rest is cut with a note. */
+            maxResultBytes: positiveInt.default(16 * KiB),
+            /** The same call (tool and arguments) this many times in a turn is a loop. */
+            maxRepeats: positiveInt.default(2),
+            /** Characters in one prompt. */
+            maxPromptChars: positiveInt.default(16_000),
+            /** Earlier turns given to the model. */
+            historyTurns: positiveInt.default(20),
+            /** Approximate tokens of earlier turns given to the model. */
+            historyTokens: positiveInt.default(24_000),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    conversations: z
+      .object({
+        /** sqlite: a file under the data directory; redis: shared by every instance (needs redis.url). */
+        store: z.enum(['sqlite', 'redis']).default('sqlite'),
+        /** A conversation is erased this long after its last turn. */
+        retentionDays: positiveInt.default(30),
+        /** How often expired conversations are purged. */
+        purgeIntervalMs: positiveInt.default(3_600_000),
+        /** How long a prompt waits for the turn before it on the same conversation. */
+        lockWaitMs: positiveInt.default(180_000),
+      })
+      .strict()
+      .prefault({}),
     health: z
       .object({
         /** /health/ready fails below this much free space where the workspace lives. */
@@ -211,6 +315,25 @@ export const configSchema = z
         path: ['redis', 'url'],
         message: 'required when rateLimit.storage is redis',
       });
+    if (config.conversations.store === 'redis' && !config.redis.url)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redis', 'url'],
+        message: 'required when conversations.store is redis',
+      });
+    const providers = [config.agent.provider, ...config.agent.routes.map((r) => r.provider)];
+    if (providers.includes('anthropic') && !config.agent.anthropic.apiKey)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['agent', 'anthropic', 'apiKey'],
+        message: 'required when the anthropic provider is used (ANTHROPIC_API_KEY)',
+      });
+    if (providers.includes('openai') && !config.agent.openai.apiKey && !config.agent.openai.baseUrl)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['agent', 'openai', 'apiKey'],
+        message: 'required when the openai provider is used without a baseUrl (OPENAI_API_KEY)',
+      });
     if (!config.rateLimit.tiers.default)
       ctx.addIssue({
         code: 'custom',
@@ -231,6 +354,15 @@ export const configSchema = z
 
 export type BastionConfig = z.infer<typeof configSchema>;
 export type WorkspaceLimits = BastionConfig['workspace']['limits'];
+export type AgentConfig = BastionConfig['agent'];
+export type ProviderName = AgentConfig['provider'];
+export type ConversationsConfig = BastionConfig['conversations'];
 
 /** Config keys whose values are secrets: masked wherever config is shown. */
-export const SECRET_KEYS = ['redis.url', 'metrics.token', 'tracing.otlpHeaders'] as const;
+export const SECRET_KEYS = [
+  'redis.url',
+  'metrics.token',
+  'tracing.otlpHeaders',
+  'agent.anthropic.apiKey',
+  'agent.openai.apiKey',
+] as const;

@@ -29,6 +29,23 @@ export class Diagnostics {
     private readonly checks: () => Promise<Record<string, unknown>>,
   ) {}
 
+  /** The configured default provider and every provider used since start, with its circuit breaker. */
+  private agentStatus(): Pick<DiagnosticsReport, 'providers' | 'circuitBreakers'> {
+    const { agent, config } = this.runtime;
+    if (!agent) return { providers: [], circuitBreakers: [] };
+    const used = agent.router.status();
+    const names = new Set([config.agent.provider, ...config.agent.routes.flatMap((r) => r.provider ?? [])]);
+    return {
+      providers: [...names].map((name) => ({
+        name,
+        status: used.some((p) => p.name === name) ? 'used' : 'configured',
+      })),
+      circuitBreakers: used
+        .filter((p) => p.name !== 'rules')
+        .map((p) => ({ name: p.name, state: p.circuit })),
+    };
+  }
+
   async report(): Promise<DiagnosticsReport> {
     const { config } = this.runtime;
     const checks = await this.checks();
@@ -46,10 +63,12 @@ export class Diagnostics {
           ...(config.rateLimit.storage === 'redis' && { status: statusOf(checks.redis) }),
         },
         audit: { kind: config.audit.enabled ? 'file' : 'off' },
+        conversations: {
+          kind: this.runtime.agent ? this.runtime.agent.store.kind : 'off',
+          ...(this.runtime.agent && { status: statusOf(checks.conversations) }),
+        },
       },
-      // Model providers and their circuit breakers arrive with the agent; none are configured yet.
-      providers: [],
-      circuitBreakers: [],
+      ...this.agentStatus(),
       config: maskSecrets(config),
     };
   }

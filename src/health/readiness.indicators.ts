@@ -18,7 +18,22 @@ export class ReadinessIndicators {
   all(): Array<() => Promise<HealthIndicatorResult>> {
     const checks = [() => this.serving(), () => this.workspace(), () => this.disk(), () => this.heap()];
     if (this.runtime.redis) checks.push(() => this.redis());
+    if (this.runtime.agent) checks.push(() => this.conversations());
     return checks;
+  }
+
+  /** The conversation store answers within a second. A provider's open circuit is not a readiness failure:
+   * every instance shares the provider, so taking this one out of rotation would not help. */
+  async conversations(): Promise<HealthIndicatorResult> {
+    const check = this.health.check('conversations');
+    const store = this.runtime.agent?.store;
+    try {
+      if (!store) return check.up({ configured: false });
+      await Promise.race([store.ping(), sleep(1_000).then(() => Promise.reject(new Error('timeout')))]);
+      return check.up({ kind: store.kind });
+    } catch {
+      return check.down({ kind: store?.kind, message: 'unreachable' });
+    }
   }
 
   /** The shared store answers PING within a second. */

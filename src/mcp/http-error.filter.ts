@@ -1,10 +1,12 @@
-import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { STATUS_CODES } from 'node:http';
+import { BadRequestException, Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { AuthFailure, ScopeFailure } from '../auth/auth.errors.js';
 import { RateLimited } from '../rate-limit/rate-limit.errors.js';
 import { WorkspaceUnavailable } from '../workspace/sandbox-pool.js';
 import { jsonRpcError } from './mcp-http.service.js';
+import { domainAnswer, validationAnswer, type Answer } from './domain-errors.js';
 
 const STATUSES: Record<number, { code: string; message: string }> = {
   400: { code: 'bad_request', message: 'Bad request.' },
@@ -22,11 +24,19 @@ export function errorBody(url: string, status: number, code: string, message: st
     : JSON.stringify({ error: code, message });
 }
 
-interface Answer {
-  status: number;
-  message: string;
-  code: string;
-  headers?: Record<string, string>;
+/** The REST API (/v1) answers errors as RFC 9457 problem details, with Bastion's code as an extension. */
+function isProblemRoute(url: string): boolean {
+  return url.startsWith('/v1/');
+}
+
+function problemBody(status: number, code: string, message: string): string {
+  return JSON.stringify({
+    type: 'about:blank',
+    title: STATUS_CODES[status] ?? 'Error',
+    status,
+    detail: message,
+    code,
+  });
 }
 
 /**
@@ -45,14 +55,22 @@ export class HttpErrorFilter implements ExceptionFilter {
     const answer = this.answerFor(error);
     if (answer.status >= 500 && answer.code === 'internal')
       this.logger.error({ err: error }, 'request failed');
-    const body = errorBody(request.url, answer.status, answer.code, answer.message);
+    const problem = isProblemRoute(request.url);
+    const body = problem
+      ? problemBody(answer.status, answer.code, answer.message)
+      : errorBody(request.url, answer.status, answer.code, answer.message);
     void reply
       .code(answer.status)
-      .headers({ 'content-type': 'application/json', ...answer.headers })
+      .headers({
+        'content-type': problem ? 'application/problem+json' : 'application/json',
+        ...answer.headers,
+      })
       .send(body);
   }
 
   private answerFor(error: unknown): Answer {
+    const domain = domainAnswer(error);
+    if (domain) return domain;
     if (error instanceof AuthFailure) {
       return {
         status: 401,
@@ -81,6 +99,7 @@ export class HttpErrorFilter implements ExceptionFilter {
       return { status: 503, code: error.code, message: error.message };
     const raw = error as { statusCode?: number; status?: number; getStatus?: () => number };
     const status = raw.getStatus?.() ?? raw.statusCode ?? raw.status ?? 500;
+    if (status === 400 && error instanceof BadRequestException) return validationAnswer(error);
     if (status >= 500) {
       return {
         status,

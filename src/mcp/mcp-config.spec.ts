@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
+import type { AgentService } from '../agent/agent.service.js';
+import { converseTool } from '../agent/converse.tool.js';
 import { workspaceTools } from '../workspace/workspace.tools.js';
 import { VERSION } from './server-info.js';
 
@@ -21,7 +23,8 @@ describe('mcp_config.json', () => {
 
   it('lists exactly the tools the server registers, with their scopes and hints', () => {
     expect(manifest.tools).toEqual(
-      workspaceTools.map((t) => ({
+      // The agent's tool is described without an agent: only its declaration is read.
+      [...workspaceTools, converseTool({} as AgentService, 1)].map((t) => ({
         name: t.name,
         title: t.title,
         scope: t.scope,

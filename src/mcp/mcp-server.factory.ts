@@ -72,7 +72,7 @@ export function createMcpServer(
       return (await registry.invoke(
         request.params.name,
         request.params.arguments,
-        toolContext(serving, ctx, request.params._meta?.progressToken),
+        toolContext(serving, ctx, request.params._meta?.progressToken, server.getClientVersion()?.name),
       )) as never;
     } catch (error) {
       if (error instanceof InvalidToolCall)
@@ -107,6 +107,7 @@ function toolContext(
   serving: ServingContext,
   ctx: ServerContext,
   progressToken: string | number | undefined,
+  client: string | undefined,
 ): ToolContext {
   const requestId = serving.requestId ?? String(ctx.mcpReq.id);
   const toolCtx: ToolContext = {
@@ -115,6 +116,8 @@ function toolContext(
     signal: ctx.mcpReq.signal,
     logger: serving.logger,
     requestId,
+    // Known on a connection that initialized (stdio) and on 2026-07-28 requests, which carry it each time.
+    ...(client !== undefined && { client }),
   };
   if (progressToken !== undefined) {
     toolCtx.progress = (update) =>

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import sonicBoom from 'sonic-boom';
 import { BastionError } from '../common/bastion-error.js';
+import { redactSecrets } from './secret-redaction.js';
 import { auditLine, GENESIS_HASH, parseAuditLine, sealRecord, type AuditEvent } from './audit-record.js';
 
 /** Where audit events go. record() never blocks; flush() makes everything recorded so far durable. */
@@ -84,7 +85,9 @@ export class FileAuditSink implements AuditSink {
 
   record(event: AuditEvent): void {
     if (this.closing) throw new AuditLogError('audit_log_closed', 'The audit log is closed.');
-    const record = sealRecord(event, this.prev, this.seq + 1, this.settings.now());
+    // A target is a path or an id; one that happens to look like a secret is not kept.
+    const safe = event.target === undefined ? event : { ...event, target: redactSecrets(event.target) };
+    const record = sealRecord(safe, this.prev, this.seq + 1, this.settings.now());
     const line = Buffer.from(`${auditLine(record)}\n`);
     this.seq = record.seq;
     this.prev = record.hash;

@@ -1,18 +1,24 @@
 import { hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 
-export type AuditKind = 'tool_call' | 'auth_failure' | 'admin';
+export type AuditKind = 'tool_call' | 'auth_failure' | 'admin' | 'agent_step' | 'conversation';
 
-export const AUDIT_KINDS: readonly AuditKind[] = ['tool_call', 'auth_failure', 'admin'];
+export const AUDIT_KINDS: readonly AuditKind[] = [
+  'tool_call',
+  'auth_failure',
+  'admin',
+  'agent_step',
+  'conversation',
+];
 
 /** What callers hand in. It has no field for file contents, on purpose. */
 export interface AuditEvent {
   kind: AuditKind;
   /** The principal id, or 'anonymous'. */
   actor: string;
-  /** The tool name, 'authenticate', 'keys.create', ... */
+  /** The tool name, 'authenticate', 'conversation.delete', ... */
   action: string;
-  /** A workspace-relative path or a key id; never a host path. */
+  /** A workspace-relative path, a key id or a conversation id; never a host path or content. */
   target?: string;
   /** 'ok', 'refused', 'error', 'denied', ... */
   outcome: string;

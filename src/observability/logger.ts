@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { redactSecrets } from './secret-redaction.js';
 
 export interface LoggerOptions {
   level: string;
@@ -37,10 +38,31 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level,
       base: { service: 'bastion' },
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      serializers: { err: redactedError },
+      hooks: {
+        // Messages are Bastion's own words; a secret can still arrive inside an interpolated argument.
+        logMethod(args, method) {
+          method.apply(
+            this,
+            args.map((arg) => (typeof arg === 'string' ? redactSecrets(arg) : arg)) as never,
+          );
+        },
+      },
       ...(options.mixin && { mixin: options.mixin }),
     },
     options.pretty ? prettyStream(fd) : pino.destination({ dest: fd, sync: false }),
   );
+}
+
+/** Errors are logged with message and stack, minus anything shaped like a secret (a provider echoing a key). */
+function redactedError(error: unknown): unknown {
+  const serialized = pino.stdSerializers.err(error as Error) as unknown as Record<string, unknown>;
+  if (typeof serialized !== 'object' || serialized === null) return serialized;
+  for (const field of ['message', 'stack'] as const) {
+    const value = serialized[field];
+    if (typeof value === 'string') serialized[field] = redactSecrets(value);
+  }
+  return serialized;
 }
 
 function prettyStream(fd: 1 | 2): DestinationStream {

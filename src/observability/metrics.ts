@@ -44,6 +44,35 @@ export class Metrics {
     'limit',
   ]);
   readonly inFlight = this.gauge('in_flight_requests', 'MCP requests being served.');
+  readonly agentSteps = this.counter(
+    'agent_steps_total',
+    'Steps proposed by the model, by Supervisor decision and refusal reason.',
+    ['decision', 'reason'],
+  );
+  readonly agentTurns = this.counter('agent_turns_total', 'Conversation turns by provider and outcome.', [
+    'provider',
+    'outcome',
+  ]);
+  readonly agentTurnDuration = this.histogram(
+    'agent_turn_duration_seconds',
+    'Conversation turn duration by provider.',
+    ['provider'],
+    [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+  );
+  readonly agentTokens = this.counter('agent_tokens_total', 'Model tokens by provider and direction.', [
+    'provider',
+    'direction',
+  ]);
+  readonly modelRetries = this.counter(
+    'model_retries_total',
+    'Model requests retried, by provider and cause.',
+    ['provider', 'code'],
+  );
+  readonly circuitOpen = this.labelledGauge(
+    'provider_circuit_open',
+    'Whether a model provider circuit breaker is open (1) or not (0).',
+    ['provider'],
+  );
 
   private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
     return this.existing<Counter<L>>(name) ?? new Counter({ name: METRIC_PREFIX + name, help, labelNames });
@@ -59,6 +88,10 @@ export class Metrics {
       this.existing<Histogram<L>>(name) ??
       new Histogram({ name: METRIC_PREFIX + name, help, labelNames, buckets })
     );
+  }
+
+  private labelledGauge<L extends string>(name: string, help: string, labelNames: L[]): Gauge<L> {
+    return this.existing<Gauge<L>>(name) ?? new Gauge({ name: METRIC_PREFIX + name, help, labelNames });
   }
 
   private gauge(name: string, help: string): Gauge {

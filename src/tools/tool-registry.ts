@@ -52,10 +52,14 @@ export class ToolRegistry {
     private readonly maxResponseBytes: number,
     private readonly tracing: Tracing = Tracing.start({ serviceName: 'bastion', serviceVersion: '' }),
   ) {
-    for (const tool of tools) {
-      if (this.entries.has(tool.name)) throw new Error(`Tool ${tool.name} is registered twice.`);
-      this.entries.set(tool.name, { tool, descriptor: describe(tool) });
-    }
+    for (const tool of tools) this.register(tool);
+  }
+
+  /** Adds a tool at start-up (a tool that itself calls through the registry is added after it exists). */
+  register(tool: Tool): void {
+    if (this.entries.has(tool.name)) throw new Error(`Tool ${tool.name} is registered twice.`);
+    this.entries.set(tool.name, { tool, descriptor: describe(tool) });
+    this.listCache.clear();
   }
 
   observe(observer: CallObserver): void {
@@ -79,6 +83,11 @@ export class ToolRegistry {
     return this.entries.has(name);
   }
 
+  /** A registered tool's declaration (scope, annotations, schemas), or undefined for an unknown tool. */
+  definition(name: string): Readonly<Tool> | undefined {
+    return this.entries.get(name)?.tool;
+  }
+
   /** The scope a tool needs, or undefined for an unknown tool. */
   scopeOf(name: string): Scope | undefined {
     return this.entries.get(name)?.tool.scope;
@@ -100,7 +109,7 @@ export class ToolRegistry {
     const name = entry.tool.name;
     const started = performance.now();
     const finish = (result: ToolResult, outcome: CallOutcome, code?: string): ToolResult => {
-      const target = targetOf(args, ctx.sandbox);
+      const target = callTarget(args, ctx.sandbox);
       const event = {
         tool: name,
         principal: ctx.principal,
@@ -192,7 +201,7 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, u
 const MAX_TARGET_CHARS = 256;
 
 /** The path a call named (`path`, `source -> destination`, or the first of `paths`), for the audit log. */
-function targetOf(args: unknown, sandbox: Sandbox): string | undefined {
+export function callTarget(args: unknown, sandbox: Sandbox): string | undefined {
   if (typeof args !== 'object' || args === null) return undefined;
   const { path, source, destination, paths } = args as Record<string, unknown>;
   if (typeof path === 'string') return shown(path, sandbox);

@@ -25,6 +25,8 @@ export interface ToolContext {
   signal: AbortSignal;
   logger: Logger;
   requestId: string;
+  /** The MCP client's name (clientInfo.name), when the transport tells it. */
+  client?: string;
   progress?: (update: ProgressUpdate) => Promise<void>;
 }
 

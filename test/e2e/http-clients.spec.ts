@@ -12,6 +12,7 @@ import { startTestServer } from '../support/http-server.js';
 import { createWorkspaceFixture, type WorkspaceFixture } from '../support/workspace-fixture.js';
 
 const EXPECTED_TOOLS = [
+  'converse',
   'create_directory',
   'delete_file',
   'directory_tree',
@@ -104,11 +105,12 @@ describe.each(clients)('%s', (_label, connect) => {
   const call = async (name: string, args: Record<string, unknown>) =>
     (await client.callTool({ name, arguments: args })) as Result;
 
-  it('lists every workspace tool with annotations and output schemas', async () => {
+  it('lists every tool with annotations and output schemas', async () => {
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual(EXPECTED_TOOLS);
     for (const tool of tools) {
-      expect(tool.annotations).toMatchObject({ openWorldHint: false });
+      // Only the agent reaches beyond the workspace (to its model).
+      expect(tool.annotations).toMatchObject({ openWorldHint: tool.name === 'converse' });
       expect(typeof tool.annotations?.readOnlyHint).toBe('boolean');
       expect(tool.outputSchema).toBeDefined();
     }

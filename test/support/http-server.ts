@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pino from 'pino';
 import { configSchema } from '../../src/config/config.schema.js';
 import { startHttpServer, type HttpServer } from '../../src/main.js';
@@ -8,16 +11,26 @@ export async function startTestServer(
   workspace: string,
   overrides: Record<string, unknown> = {},
 ): Promise<HttpServer> {
+  // Without a data directory of its own, a test server keeps its state in a throwaway one, and no audit log.
+  const scratch = overrides.dataDir ? undefined : mkdtempSync(path.join(os.tmpdir(), 'bastion-data-'));
   const config = configSchema.parse({
-    // Without a data directory of its own, a test server keeps no audit log (it would land in the repo).
-    ...(overrides.dataDir ? {} : { audit: { enabled: false } }),
+    ...(scratch && { audit: { enabled: false }, dataDir: scratch }),
     ...overrides,
     server: { port: 0, ...(overrides.server as object) },
     workspace: { root: workspace, ...(overrides.workspace as object) },
     log: { level: 'silent' },
   });
   const runtime = await createRuntime(config, { logger: pino({ level: 'silent' }) });
-  return startHttpServer(runtime);
+  const server = await startHttpServer(runtime);
+  if (!scratch) return server;
+  return {
+    ...server,
+    async close(graceMs?: number) {
+      const drained = await server.close(graceMs);
+      rmSync(scratch, { recursive: true, force: true });
+      return drained;
+    },
+  };
 }
 
 /** POSTs one 2025-06-18 JSON-RPC message to /mcp as a client would, with an optional Authorization header. */

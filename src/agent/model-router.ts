@@ -1,0 +1,108 @@
+import type { Principal } from '../auth/principal.js';
+import type { AgentConfig, ProviderName } from '../config/config.schema.js';
+import type { ModelProvider } from './model-provider.js';
+import { AnthropicProvider } from './providers/anthropic.provider.js';
+import { OpenAIProvider } from './providers/openai.provider.js';
+import type { ProviderError } from './providers/provider.errors.js';
+import { ResilientProvider } from './providers/resilient-provider.js';
+import { RulesProvider } from './providers/rules.provider.js';
+
+/** The provider and model chosen for one turn. */
+export interface ModelChoice {
+  provider: ModelProvider;
+  name: ProviderName;
+  model: string;
+}
+
+export interface ProviderStatus {
+  name: ProviderName;
+  circuit: 'closed' | 'open' | 'half-open';
+}
+
+/** Told about retries and circuit changes (metrics and logs attach here). */
+export interface RouterHooks {
+  onRetry?(provider: ProviderName, error: ProviderError, attempt: number, delayMs: number): void;
+  onCircuit?(provider: ProviderName, state: ProviderStatus['circuit']): void;
+}
+
+export type ClientRole = 'read-only' | 'read-write' | 'admin';
+
+export function roleOf(principal: Principal): ClientRole {
+  if (principal.scopes.has('admin')) return 'admin';
+  return principal.scopes.has('files:write') ? 'read-write' : 'read-only';
+}
+
+/**
+ * Picks the provider and model for a turn: the first route matching the caller (role, MCP client name,
+ * principal), else the default. Each provider is built once, wrapped in its own retries, timeout and
+ * circuit breaker; the rules provider needs none of that (no network).
+ */
+export class ModelRouter {
+  private readonly providers = new Map<ProviderName, ModelProvider>();
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly hooks: RouterHooks = {},
+  ) {}
+
+  select(principal: Principal, client?: string): ModelChoice {
+    const role = roleOf(principal);
+    const route = this.config.routes.find(
+      (r) =>
+        (r.role === undefined || r.role === role) &&
+        (r.client === undefined || r.client === client) &&
+        (r.principal === undefined || r.principal === principal.id),
+    );
+    const name = route?.provider ?? this.config.provider;
+    const model =
+      route?.model ??
+      (route?.provider === undefined || route.provider === this.config.provider
+        ? this.config.model
+        : undefined) ??
+      this.defaultModel(name);
+    return { provider: this.provider(name), name, model };
+  }
+
+  /** Every provider that has been used, with its circuit state (diagnostics). */
+  status(): ProviderStatus[] {
+    return [...this.providers].map(([name, provider]) => ({
+      name,
+      circuit: provider instanceof ResilientProvider ? provider.circuitState() : 'closed',
+    }));
+  }
+
+  private defaultModel(name: ProviderName): string {
+    if (name === 'anthropic') return this.config.anthropic.model;
+    if (name === 'openai') return this.config.openai.model;
+    return 'rules';
+  }
+
+  private provider(name: ProviderName): ModelProvider {
+    let provider = this.providers.get(name);
+    if (!provider) {
+      provider = this.build(name);
+      this.providers.set(name, provider);
+    }
+    return provider;
+  }
+
+  private build(name: ProviderName): ModelProvider {
+    if (name === 'rules') return new RulesProvider();
+    const { anthropic, openai, resilience } = this.config;
+    const inner =
+      name === 'anthropic'
+        ? // Config validation requires the key whenever the anthropic provider is configured.
+          new AnthropicProvider({
+            apiKey: anthropic.apiKey ?? '',
+            ...(anthropic.baseUrl && { baseUrl: anthropic.baseUrl }),
+          })
+        : new OpenAIProvider({
+            ...(openai.apiKey && { apiKey: openai.apiKey }),
+            ...(openai.baseUrl && { baseUrl: openai.baseUrl }),
+          });
+    return new ResilientProvider(inner, resilience, {
+      onRetry: (error, attempt, delayMs) => this.hooks.onRetry?.(name, error, attempt, delayMs),
+      onCircuit: (state) => this.hooks.onCircuit?.(name, state),
+    });
+  }
+}

@@ -1,0 +1,24 @@
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import type { BastionConfig } from '../config/config.schema.js';
+import type { ConversationStore } from './conversation.store.js';
+import { RedisConversationStore } from './conversation.store.redis.js';
+import { SqliteConversationStore } from './conversation.store.sqlite.js';
+
+const DAY_MS = 86_400_000;
+
+/** The SQLite file: conversations.db under the data directory. */
+export function conversationsFilePath(config: BastionConfig): string {
+  return path.resolve(config.dataDir, 'conversations.db');
+}
+
+/** The store `conversations.store` names: SQLite on this machine, or Redis shared by every instance. */
+export function createConversationStore(config: BastionConfig, redis: Redis | undefined): ConversationStore {
+  const retentionMs = config.conversations.retentionDays * DAY_MS;
+  if (config.conversations.store === 'redis') {
+    // Config validation requires redis.url for the redis store, so the connection exists.
+    if (!redis) throw new Error('The redis conversation store needs a Redis connection.');
+    return new RedisConversationStore(redis, { retentionMs });
+  }
+  return SqliteConversationStore.open(conversationsFilePath(config), { retentionMs });
+}
