@@ -54,11 +54,10 @@ export class ModelRouter {
         (r.principal === undefined || r.principal === principal.id),
     );
     const name = route?.provider ?? this.config.provider;
+    // agent.model belongs to the default provider; another provider without a model gets its own default.
     const model =
       route?.model ??
-      (route?.provider === undefined || route.provider === this.config.provider
-        ? this.config.model
-        : undefined) ??
+      (name === this.config.provider ? this.config.model : undefined) ??
       this.defaultModel(name);
     return { provider: this.provider(name), name, model };
   }

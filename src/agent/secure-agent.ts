@@ -2,9 +2,10 @@ import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.js';
 import type { AgentConfig } from '../config/config.schema.js';
 import { BastionError } from '../common/bastion-error.js';
+import { formatMs } from '../common/duration.js';
 import type { StepRecord, Turn, Usage } from '../conversations/conversation.js';
-import type { ToolContext, ToolResult } from '../tools/tool.js';
-import { errorResult, type ToolRegistry } from '../tools/tool-registry.js';
+import type { ToolContext } from '../tools/tool.js';
+import { errorResult, type CallRecord, type ToolRegistry } from '../tools/tool-registry.js';
 import { InvalidToolCall } from '../tools/tool.errors.js';
 import type { Sandbox } from '../workspace/sandbox.js';
 import { historyWindow } from './history-window.js';
@@ -114,7 +115,7 @@ export class SecureAgent {
       if (input.signal.aborted) throw new TurnCancelled();
       if (deadline.aborted)
         return turn.finish(
-          `I ran out of time (${Math.round(this.limits.turnTimeMs / 1000)} s per turn) before finishing. ` +
+          `I ran out of time (${formatMs(this.limits.turnTimeMs)} per turn) before finishing. ` +
             'The steps above show what was done; ask me to continue, or narrow the request.',
           'time',
         );
@@ -153,21 +154,17 @@ export class SecureAgent {
       turn.record({ tool: call.name, outcome: 'refused', summary: decision.message });
       return { callId: call.id, name: call.name, content: decision.message, isError: true };
     }
-    const result = await this.invoke(call, turn.toolContext(signal));
-    turn.record({
-      tool: call.name,
-      outcome: result.isError ? 'refused' : 'ok',
-      summary: stepSummary(call, result, turn.input.sandbox),
-    });
+    const { result, outcome } = await this.invoke(call, turn.toolContext(signal));
+    turn.record({ tool: call.name, outcome, summary: stepSummary(call, result, turn.input.sandbox) });
     return { callId: call.id, name: call.name, content: turn.budget.take(result), isError: !!result.isError };
   }
 
-  private async invoke(call: ProposedCall, ctx: ToolContext): Promise<ToolResult> {
+  private async invoke(call: ProposedCall, ctx: ToolContext): Promise<CallRecord> {
     try {
-      return await this.registry.invoke(call.name, call.arguments, ctx);
+      return await this.registry.run(call.name, call.arguments, ctx);
     } catch (error) {
       // The Supervisor checked name and schema; the door checks again, and says so in the same words.
-      if (error instanceof InvalidToolCall) return errorResult(error.message);
+      if (error instanceof InvalidToolCall) return { result: errorResult(error.message), outcome: 'refused' };
       throw error;
     }
   }

@@ -219,7 +219,7 @@ export const configSchema = z
             apiKey: z.string().min(1).optional(),
             /** ANTHROPIC_BASE_URL: another Messages API endpoint (a gateway). */
             baseUrl: z.url().optional(),
-            model: z.string().min(1).default('claude-sonnet-4-5'),
+            model: z.string().min(1).default('claude-sonnet-4-6'),
           })
           .strict()
           .prefault({}),

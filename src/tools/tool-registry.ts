@@ -20,6 +20,12 @@ export interface ToolDescriptor {
 
 export type CallOutcome = 'ok' | 'refused' | 'error';
 
+/** A call's result and how it ended. */
+export interface CallRecord {
+  result: ToolResult;
+  outcome: CallOutcome;
+}
+
 /** Told about every call that passes the door (audit and metrics attach here). */
 export type CallObserver = (event: {
   tool: string;
@@ -97,7 +103,12 @@ export class ToolRegistry {
    * Calls a tool for a principal. Throws InvalidToolCall for an unknown tool or bad arguments (a protocol
    * error); every refusal or failure after that is a tool result with isError, whose message is safe to show.
    */
-  invoke(name: string, args: unknown, ctx: ToolContext): Promise<ToolResult> {
+  async invoke(name: string, args: unknown, ctx: ToolContext): Promise<ToolResult> {
+    return (await this.run(name, args, ctx)).result;
+  }
+
+  /** invoke(), also telling how the call ended (a refusal and an internal failure both give isError). */
+  run(name: string, args: unknown, ctx: ToolContext): Promise<CallRecord> {
     const entry = this.entries.get(name);
     if (!entry)
       throw new InvalidToolCall('unknown_tool', `Unknown tool: ${JSON.stringify(name.slice(0, 100))}`);
@@ -105,10 +116,10 @@ export class ToolRegistry {
     return this.tracing.inSpan(`tool ${name}`, { 'bastion.tool': name }, () => this.call(entry, args, ctx));
   }
 
-  private async call(entry: Entry, args: unknown, ctx: ToolContext): Promise<ToolResult> {
+  private async call(entry: Entry, args: unknown, ctx: ToolContext): Promise<CallRecord> {
     const name = entry.tool.name;
     const started = performance.now();
-    const finish = (result: ToolResult, outcome: CallOutcome, code?: string): ToolResult => {
+    const finish = (result: ToolResult, outcome: CallOutcome, code?: string): CallRecord => {
       const target = callTarget(args, ctx.sandbox);
       const event = {
         tool: name,
@@ -120,7 +131,7 @@ export class ToolRegistry {
         ...(target && { target }),
       };
       for (const observer of this.observers) observer(event);
-      return result;
+      return { result, outcome };
     };
 
     const { tool } = entry;

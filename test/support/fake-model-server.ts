@@ -7,6 +7,7 @@
  *   const provider = new AnthropicProvider({ apiKey: 'sk-test', baseUrl: fake.baseUrl });
  *   ...
  *   expect(fake.requests[0].body.system).toBe('...');
+ *   expect(fake.view(1).toolResults).toEqual([...]); // the same shape for both formats
  *   await fake.close();
  *
  * Each request takes the next scripted response; with none left the server answers 500 with an error naming
@@ -255,6 +256,14 @@ export class FakeModelServer {
     return this.queue.length;
   }
 
+  /** Request `index` (0-based) as the model saw it: system prompt, tools, user text, tool results. */
+  view(index: number): WireView {
+    const recorded = this.requests[index];
+    if (!recorded)
+      throw new Error(`fake ${this.format} server: no request ${index} (${this.requests.length} seen)`);
+    return viewRequest(this.format, recorded.body);
+  }
+
   /** Forgets recorded requests and unused responses (between tests sharing one server). */
   reset(): void {
     this.requests.length = 0;
@@ -315,4 +324,59 @@ export class FakeModelServer {
       ? { status, body: { type: 'error', error: { type: 'api_error', message } } }
       : { status, body: { error: { message, type: 'server_error', param: null, code: null } } };
   }
+}
+
+/** A tool result as a request carried it back to the model. */
+export interface WireToolResult {
+  callId: string;
+  content: string;
+  /** Anthropic's is_error; Chat Completions has no such field (undefined). */
+  isError?: boolean;
+}
+
+/** What one recorded request told the model, whatever its wire format. */
+export interface WireView {
+  system: string;
+  /** The names of the tools offered. */
+  tools: string[];
+  /** Text in user turns: the prompt and earlier prompts (never tool results). */
+  userTexts: string[];
+  /** Text in assistant turns: earlier answers and text sent with calls. */
+  assistantTexts: string[];
+  toolResults: WireToolResult[];
+}
+
+/** Reads a recorded request body of either format into one shape, for assertions on what reached the model. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- wire bodies are untyped JSON
+export function viewRequest(format: WireFormat, body: any): WireView {
+  const view: WireView = { system: '', tools: [], userTexts: [], assistantTexts: [], toolResults: [] };
+  const texts = (role: string) => (role === 'assistant' ? view.assistantTexts : view.userTexts);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
+  const tools: any[] = body?.tools ?? [];
+  if (format === 'anthropic') {
+    view.system = typeof body.system === 'string' ? body.system : JSON.stringify(body.system ?? '');
+    view.tools = tools.map((tool) => String(tool.name));
+    for (const message of body.messages ?? []) {
+      const blocks =
+        typeof message.content === 'string' ? [{ type: 'text', text: message.content }] : message.content;
+      for (const block of blocks) {
+        if (block.type === 'text') texts(message.role).push(block.text);
+        if (block.type === 'tool_result')
+          view.toolResults.push({
+            callId: block.tool_use_id,
+            content: typeof block.content === 'string' ? block.content : JSON.stringify(block.content),
+            isError: block.is_error,
+          });
+      }
+    }
+    return view;
+  }
+  view.tools = tools.map((tool) => String(tool.function?.name));
+  for (const message of body.messages ?? []) {
+    const content = typeof message.content === 'string' ? message.content : '';
+    if (message.role === 'system') view.system += content;
+    else if (message.role === 'tool') view.toolResults.push({ callId: message.tool_call_id, content });
+    else if (content) texts(message.role).push(content);
+  }
+  return view;
 }

@@ -1,3 +1,4 @@
+import { formatMs } from '../../common/duration.js';
 import {
   BrokenCircuitError,
   CircuitState,
@@ -163,10 +164,6 @@ function stateName(state: CircuitState): CircuitStateName | undefined {
       // Isolated: held open by hand, which Bastion never does.
       return undefined;
   }
-}
-
-function formatMs(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10}s`;
 }
 
 function settleOnAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
