@@ -96,4 +96,28 @@ describe('SecureAgent steps', () => {
     // An internal failure is summarized with Bastion's own message, never the error's.
     expect(output.steps[2]?.summary).not.toContain('disk on fire');
   });
+
+  it('says so when the model’s output limit cut its answer short', async () => {
+    const registry = new ToolRegistry([], 1_000);
+    const provider: ModelProvider = {
+      name: 'scripted',
+      complete: async () => ({ text: 'The files are', calls: [], usage, stop: 'max_tokens' }),
+    };
+    const router = {
+      select: () => ({ provider, name: 'rules', model: 'scripted' }),
+    } as unknown as ModelRouter;
+    const agent = new SecureAgent(registry, new Supervisor(registry, limits), router, limits, 1_000);
+    const output = await agent.runTurn({
+      principal: localPrincipal(false),
+      sandbox,
+      conversationId: 'c',
+      prompt: 'go',
+      history: [],
+      readOnly: false,
+      signal: new AbortController().signal,
+      logger: pino({ level: 'silent' }),
+      requestId: 'r',
+    });
+    expect(output.answer).toMatch(/^The files are\n\n\[The answer was cut at the model's output limit/);
+  });
 });

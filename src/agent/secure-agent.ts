@@ -100,7 +100,7 @@ export class SecureAgent {
     try {
       for (let step = 1; step <= this.limits.maxSteps; step++) {
         const reply = await this.ask(choice, request, signal, turn);
-        if (reply.calls.length === 0) return turn.finish(reply.text);
+        if (reply.calls.length === 0) return turn.finish(answerOf(reply));
         request.messages.push({ role: 'assistant', text: reply.text, calls: reply.calls });
         const results: CallResult[] = [];
         for (const call of reply.calls) results.push(await this.step(call, supervision, turn, signal));
@@ -168,6 +168,12 @@ export class SecureAgent {
       throw error;
     }
   }
+}
+
+/** The model's final text, with a note when its output limit cut it short (it is stored as it is). */
+function answerOf(reply: ModelReply): string {
+  if (reply.stop !== 'max_tokens') return reply.text;
+  return `${reply.text}\n\n[The answer was cut at the model's output limit (agent.maxOutputTokens).]`;
 }
 
 /** What one turn has done so far. */

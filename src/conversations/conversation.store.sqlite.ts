@@ -100,6 +100,8 @@ export class SqliteConversationStore implements ConversationStore {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
+      // Erasure means gone: deleted rows are overwritten, not just unlinked from the b-tree.
+      db.pragma('secure_delete = ON');
       migrate(db, file);
       return new SqliteConversationStore(db, options);
     } catch (error) {
@@ -184,7 +186,14 @@ export class SqliteConversationStore implements ConversationStore {
 
   async delete(id: string, owner: string): Promise<boolean> {
     // The turns go with it through ON DELETE CASCADE, in the same statement.
-    return this.sql.delete.run({ id, owner, now: this.now() }).changes > 0;
+    const deleted = this.sql.delete.run({ id, owner, now: this.now() }).changes > 0;
+    if (deleted) this.forgetOldPages();
+    return deleted;
+  }
+
+  /** The WAL still holds the pages as they were before a delete: copied back and truncated, they are gone. */
+  private forgetOldPages(): void {
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   withTurnLock<T>(id: string, options: TurnLockOptions, fn: () => Promise<T>): Promise<T> {
@@ -192,7 +201,9 @@ export class SqliteConversationStore implements ConversationStore {
   }
 
   async purgeExpired(now?: Date): Promise<number> {
-    return this.sql.purge.run({ now: now?.getTime() ?? this.now() }).changes;
+    const purged = this.sql.purge.run({ now: now?.getTime() ?? this.now() }).changes;
+    if (purged > 0) this.forgetOldPages();
+    return purged;
   }
 
   async ping(): Promise<void> {

@@ -16,6 +16,11 @@ export interface LoggerOptions {
  * or file content that a log call passes by mistake.
  */
 export const REDACTED_PATHS = [
+  'authorization',
+  'token',
+  'apiKey',
+  'secret',
+  'password',
   'req.headers.authorization',
   'req.headers.cookie',
   'headers.authorization',

@@ -4,7 +4,7 @@
  * connections (two "processes"); SQLite, used by one process, gets the same store twice.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -355,6 +355,28 @@ describe('sqlite conversation store', () => {
     }
     expect(statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
     expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+
+  it('leaves no trace of an erased conversation in the database file or its write-ahead log', async () => {
+    const file = path.join(dir, 'conversations.db');
+    const store = open(file);
+    const kept = await store.create({ owner: ALICE });
+    await store.appendTurn(kept.id, ALICE, turn('keep-this-marker'));
+    const erased = await store.create({ owner: ALICE });
+    await store.appendTurn(erased.id, ALICE, turn('erase-this-marker'));
+    expect(await store.delete(erased.id, ALICE)).toBe(true);
+    const onDisk = () =>
+      [file, `${file}-wal`]
+        .filter((f) => existsSync(f))
+        .map((f) => readFileSync(f).toString('latin1'))
+        .join('');
+    try {
+      expect(onDisk()).not.toContain('erase-this-marker');
+      expect((await store.turns(kept.id, ALICE))?.[0]?.prompt).toBe('keep-this-marker');
+    } finally {
+      await store.close();
+    }
+    expect(onDisk()).not.toContain('erase-this-marker');
   });
 
   it('refuses, naming the versions, a file written by a newer schema', () => {

@@ -33,6 +33,8 @@ export class AnthropicProvider implements ModelProvider {
       // ResilientProvider owns retries (with the breaker and Retry-After); SDK retries would multiply them.
       maxRetries: 0,
       timeout: SDK_TIMEOUT_MS,
+      // Set here so ANTHROPIC_LOG cannot turn on the SDK's own logging, which prints request bodies (prompts, files).
+      logLevel: 'off',
     });
   }
 

@@ -40,6 +40,8 @@ export class OpenAIProvider implements ModelProvider {
       // ResilientProvider owns retries (with the breaker and Retry-After); SDK retries would multiply them.
       maxRetries: 0,
       timeout: SDK_TIMEOUT_MS,
+      // Set here so OPENAI_LOG cannot turn on the SDK's own logging, which prints request bodies (prompts, files).
+      logLevel: 'off',
     });
     // OpenAI's reasoning models refuse the deprecated max_tokens; Ollama and other local servers only know it.
     this.maxTokensField = isOpenAIHost(options.baseUrl) ? 'max_completion_tokens' : 'max_tokens';
