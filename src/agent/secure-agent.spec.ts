@@ -41,6 +41,18 @@ const probe = (name: string, handler: Tool['handler']): Tool =>
     handler,
   }) as Tool;
 
+const turnInput = () => ({
+  principal: localPrincipal(false),
+  sandbox,
+  conversationId: 'c',
+  prompt: 'go',
+  history: [],
+  readOnly: false,
+  signal: new AbortController().signal,
+  logger: pino({ level: 'silent' }),
+  requestId: 'r',
+});
+
 let root: string;
 let sandbox: Sandbox;
 beforeAll(async () => {
@@ -77,17 +89,7 @@ describe('SecureAgent steps', () => {
       select: () => ({ provider, name: 'rules', model: 'scripted' }),
     } as unknown as ModelRouter;
     const agent = new SecureAgent(registry, new Supervisor(registry, limits), router, limits, 1_000);
-    const output = await agent.runTurn({
-      principal: localPrincipal(false),
-      sandbox,
-      conversationId: 'c',
-      prompt: 'go',
-      history: [],
-      readOnly: false,
-      signal: new AbortController().signal,
-      logger: pino({ level: 'silent' }),
-      requestId: 'r',
-    });
+    const output = await agent.runTurn(turnInput());
     expect(output.steps.map((s) => `${s.tool}:${s.outcome}`)).toEqual([
       'works:ok',
       'refuses:refused',
@@ -107,17 +109,7 @@ describe('SecureAgent steps', () => {
       select: () => ({ provider, name: 'rules', model: 'scripted' }),
     } as unknown as ModelRouter;
     const agent = new SecureAgent(registry, new Supervisor(registry, limits), router, limits, 1_000);
-    const output = await agent.runTurn({
-      principal: localPrincipal(false),
-      sandbox,
-      conversationId: 'c',
-      prompt: 'go',
-      history: [],
-      readOnly: false,
-      signal: new AbortController().signal,
-      logger: pino({ level: 'silent' }),
-      requestId: 'r',
-    });
+    const output = await agent.runTurn(turnInput());
     expect(output.answer).toMatch(/^The files are\n\n\[The answer was cut at the model's output limit/);
   });
 });
