@@ -37,11 +37,6 @@ export class ListConversationsQuery {
   cursor?: string;
 }
 
-export class ConversationIdDto {
-  @ApiProperty({ format: 'uuid' })
-  id!: string;
-}
-
 export class StepDto {
   @ApiProperty() tool!: string;
   @ApiProperty({ enum: ['ok', 'refused', 'error'] }) outcome!: string;
