@@ -34,7 +34,7 @@ export class AppModule {
       module: AppModule,
       // Controllers of library modules (/metrics) need the runtime and the authenticator too.
       global: true,
-      exports: [RUNTIME, Authenticator, Lifecycle],
+      exports: [RUNTIME, Authenticator, Lifecycle, ReadinessIndicators],
       imports: [
         TerminusModule.forRoot({ logger: false }),
         requestLogModule(runtime.logger),

@@ -22,6 +22,12 @@ export class ReadinessIndicators {
     return checks;
   }
 
+  /** Whether every check passes, as /health/ready would answer. */
+  async ready(): Promise<boolean> {
+    const results = await Promise.all(this.all().map((check) => check()));
+    return results.every((result) => Object.values(result).every((entry) => entry.status === 'up'));
+  }
+
   /** The conversation store answers within a second. A provider's open circuit is not a readiness failure:
    * every instance shares the provider, so taking this one out of rotation would not help. */
   async conversations(): Promise<HealthIndicatorResult> {

@@ -1,36 +1,38 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import type { AgentService } from '../agent/agent.service.js';
-import { converseTool } from '../agent/converse.tool.js';
 import { workspaceTools } from '../workspace/workspace.tools.js';
+import { declaredTools, serverManifest } from './server-manifest.js';
 import { VERSION } from './server-info.js';
 
-const manifest = JSON.parse(readFileSync('mcp_config.json', 'utf8')) as {
-  name: string;
-  version: string;
-  endpoint: string;
-  transports: Array<{ type: string }>;
-  tools: Array<{ name: string; scope: string; readOnlyHint: boolean; destructiveHint: boolean }>;
-};
+const committed = JSON.parse(readFileSync('mcp_config.json', 'utf8')) as ReturnType<typeof serverManifest>;
 
 describe('mcp_config.json', () => {
-  it('names the server, its version, endpoint and transports', () => {
-    expect(manifest.name).toBe('bastion');
-    expect(manifest.version).toBe(VERSION);
-    expect(manifest.endpoint).toBe('http://127.0.0.1:3000/mcp');
-    expect(manifest.transports.map((t) => t.type).sort()).toEqual(['stdio', 'streamable-http']);
+  it('is what the code declares (regenerate with `npm run manifest`)', () => {
+    expect(committed).toEqual(JSON.parse(JSON.stringify(serverManifest())));
   });
 
-  it('lists exactly the tools the server registers, with their scopes and hints', () => {
-    expect(manifest.tools).toEqual(
-      // The agent's tool is described without an agent: only its declaration is read.
-      [...workspaceTools, converseTool({} as AgentService, 1)].map((t) => ({
-        name: t.name,
-        title: t.title,
-        scope: t.scope,
-        readOnlyHint: t.annotations.readOnlyHint,
-        destructiveHint: t.annotations.destructiveHint,
-      })),
-    );
+  it('names the server, its version, endpoint, transports and revisions', () => {
+    expect(committed.name).toBe('bastion');
+    expect(committed.version).toBe(VERSION);
+    expect(committed.endpoint).toBe('http://127.0.0.1:3000/mcp');
+    expect(committed.transports.map((t) => t.type).sort()).toEqual(['stdio', 'streamable-http']);
+    for (const transport of committed.transports) {
+      expect(transport.protocolVersions).toEqual(expect.arrayContaining(['2026-07-28', '2025-06-18']));
+    }
+    expect(committed.authentication.map((a) => a.type)).toEqual(['none', 'api-key', 'oauth2']);
+  });
+
+  it('lists every workspace tool and converse, each with a scope and the four annotations', () => {
+    expect(committed.tools.map((t) => t.name)).toEqual([...workspaceTools.map((t) => t.name), 'converse']);
+    expect(declaredTools()).toHaveLength(committed.tools.length);
+    for (const tool of committed.tools) {
+      expect(committed.scopes).toContain(tool.scope);
+      expect(Object.keys(tool.annotations).sort()).toEqual([
+        'destructiveHint',
+        'idempotentHint',
+        'openWorldHint',
+        'readOnlyHint',
+      ]);
+    }
   });
 });

@@ -15,7 +15,8 @@ import type { Runtime } from '../runtime.js';
 import type { Sandbox } from '../workspace/sandbox.js';
 import { ExchangeTransport } from './exchange-transport.js';
 import { serveThroughFetch } from './fetch-bridge.js';
-import { createMcpServer, type ResourceUpdates } from './mcp-server.factory.js';
+import { createMcpServer } from './mcp-server.factory.js';
+import type { ResourceUpdates } from './server-info.js';
 import { OriginPolicy } from './origin-policy.js';
 
 /** Marks a request body that was not valid JSON, so /mcp can answer JSON-RPC -32700. */

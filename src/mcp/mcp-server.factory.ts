@@ -5,7 +5,7 @@ import type { ToolContext } from '../tools/tool.js';
 import type { ToolRegistry } from '../tools/tool-registry.js';
 import { InvalidToolCall } from '../tools/tool.errors.js';
 import type { Sandbox } from '../workspace/sandbox.js';
-import { SERVER_INFO, SERVER_INSTRUCTIONS } from './server-info.js';
+import { SERVER_INFO, SERVER_INSTRUCTIONS, serverCapabilities, type ResourceUpdates } from './server-info.js';
 import type { WorkspaceResources } from '../workspace/workspace.resources.js';
 import type { WorkspacePrompts } from '../workspace/workspace.prompts.js';
 import type { FileWatcher } from '../workspace/file-watcher.js';
@@ -27,13 +27,6 @@ export interface McpSurface {
   watcher: FileWatcher;
 }
 
-/**
- * How a server delivers resource updates: 'subscribe' serves resources/subscribe on a connection that lives
- * on (stdio); 'listen' declares the capability for 2026-07-28 subscriptions/listen streams, which the HTTP
- * service feeds; 'none' for stateless 2025 HTTP, which has no channel to deliver them on.
- */
-export type ResourceUpdates = 'subscribe' | 'listen' | 'none';
-
 // Lists differ by principal, so they may be cached by the requesting client only (2026-07-28 caching hints).
 const CACHE_HINTS = {
   'tools/list': { ttlMs: 60_000, cacheScope: 'private' },
@@ -54,13 +47,7 @@ export function createMcpServer(
   updates: ResourceUpdates = 'none',
 ): Server {
   const server = new Server(SERVER_INFO, {
-    capabilities: {
-      tools: { listChanged: false },
-      resources: { listChanged: false, subscribe: updates !== 'none' },
-      prompts: { listChanged: false },
-      completions: {},
-      logging: {},
-    },
+    capabilities: serverCapabilities(updates),
     instructions: SERVER_INSTRUCTIONS,
     cacheHints: CACHE_HINTS,
   });

@@ -2,9 +2,11 @@ import { readFileSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
+  description: string;
 };
 
 export const VERSION: string = pkg.version;
+export const DESCRIPTION: string = pkg.description;
 
 export const SERVER_INFO = {
   name: 'bastion',
@@ -16,3 +18,21 @@ export const SERVER_INSTRUCTIONS =
   'Bastion serves one workspace directory. Paths are relative to the workspace root ("." is the root); ' +
   'absolute paths inside it are accepted. Secrets and .git are protected and hidden. Use read_text_file with ' +
   'head or tail for large files, search_files to find files by name and grep_files to search their contents.';
+
+/**
+ * How a server delivers resource updates: 'subscribe' serves resources/subscribe on a connection that lives
+ * on (stdio); 'listen' declares the capability for 2026-07-28 subscriptions/listen streams, which the HTTP
+ * service feeds; 'none' for stateless 2025 HTTP, which has no channel to deliver them on.
+ */
+export type ResourceUpdates = 'subscribe' | 'listen' | 'none';
+
+/** What every Bastion MCP server declares; only resource subscriptions depend on the transport. */
+export function serverCapabilities(updates: ResourceUpdates) {
+  return {
+    tools: { listChanged: false },
+    resources: { listChanged: false, subscribe: updates !== 'none' },
+    prompts: { listChanged: false },
+    completions: {},
+    logging: {},
+  };
+}

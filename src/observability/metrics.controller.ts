@@ -6,6 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { register } from 'prom-client';
 import { Public } from '../auth/auth.decorators.js';
 import { Authenticator } from '../auth/authenticator.js';
+import { ReadinessIndicators } from '../health/readiness.indicators.js';
 import { RUNTIME, type Runtime } from '../runtime.js';
 import { METRIC_PREFIX } from './metrics.js';
 
@@ -21,7 +22,8 @@ export class MetricsController extends PrometheusController {
 
   constructor(
     @Inject(Authenticator) private readonly auth: Authenticator,
-    @Inject(RUNTIME) runtime: Runtime,
+    @Inject(RUNTIME) private readonly runtime: Runtime,
+    @Inject(ReadinessIndicators) private readonly readiness: ReadinessIndicators,
   ) {
     super();
     const { token } = runtime.config.metrics;
@@ -38,6 +40,7 @@ export class MetricsController extends PrometheusController {
       const principal = await this.auth.authenticate(authorization);
       this.auth.requireScope(principal, 'admin');
     }
+    this.runtime.metrics.ready.set((await this.readiness.ready()) ? 1 : 0);
     return super.index(reply);
   }
 

@@ -44,6 +44,10 @@ export class Metrics {
     'limit',
   ]);
   readonly inFlight = this.gauge('in_flight_requests', 'MCP requests being served.');
+  readonly ready = this.gauge(
+    'ready',
+    'Whether the readiness checks pass (1) or not (0, also while draining); computed at each scrape.',
+  );
   readonly agentSteps = this.counter(
     'agent_steps_total',
     'Steps proposed by the model, by Supervisor decision and refusal reason.',

@@ -5,20 +5,20 @@ import { mediaType, workspaceUri } from './media-types.js';
 import { completePath } from './path-completion.js';
 import { SandboxRefusal } from './sandbox.errors.js';
 
-interface PromptArgument {
+export interface PromptArgument {
   name: string;
   description: string;
   required: boolean;
 }
 
-interface PromptDefinition {
+export interface PromptDefinition {
   name: string;
   title: string;
   description: string;
   arguments: PromptArgument[];
 }
 
-const PROMPTS: readonly PromptDefinition[] = [
+export const WORKSPACE_PROMPTS: readonly PromptDefinition[] = [
   {
     name: 'review_file',
     title: 'Review a file',
@@ -47,11 +47,11 @@ type Message = { role: 'user'; content: Record<string, unknown> };
 /** Prompts a workspace user reaches for, with path arguments completed from the workspace. */
 export class WorkspacePrompts {
   list() {
-    return { prompts: PROMPTS.map((p) => ({ ...p })) };
+    return { prompts: WORKSPACE_PROMPTS.map((p) => ({ ...p })) };
   }
 
   async get(serving: ServingContext, name: string, args: Record<string, string>): Promise<{ description: string; messages: Message[] }> {
-    const prompt = PROMPTS.find((p) => p.name === name);
+    const prompt = WORKSPACE_PROMPTS.find((p) => p.name === name);
     if (!prompt) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown prompt: ${JSON.stringify(name.slice(0, 100))}`);
     for (const arg of prompt.arguments) {
       if (arg.required && !args[arg.name]) {
@@ -93,7 +93,7 @@ export class WorkspacePrompts {
 
   async complete(serving: ServingContext, params: { ref: { type: string; name?: string; uri?: string }; argument: { name: string; value: string } }, _signal: AbortSignal) {
     const isPath = params.argument.name === 'path';
-    const known = params.ref.type === 'ref/resource' || PROMPTS.some((p) => p.name === params.ref.name);
+    const known = params.ref.type === 'ref/resource' || WORKSPACE_PROMPTS.some((p) => p.name === params.ref.name);
     if (!isPath || !known) return { completion: { values: [], hasMore: false } };
     const { values, hasMore } = await completePath(serving.sandbox, params.argument.value);
     return { completion: { values, total: values.length, hasMore } };

@@ -58,4 +58,17 @@ describe('health probes', () => {
     expect((await probe(other, '/health/ready')).status).toBe(503);
     expect((await probe(server, '/health/ready')).status).toBe(200);
   });
+
+  it('exposes readiness to Prometheus as bastion_ready, computed at each scrape', async () => {
+    const doomed = await createWorkspaceFixture();
+    const server = await startTestServer(doomed.root, {});
+    servers.push(server);
+    const readyGauge = async () => {
+      const text = await (await probe(server, '/metrics')).text();
+      return /^bastion_ready (\d+)$/m.exec(text)?.[1];
+    };
+    expect(await readyGauge()).toBe('1');
+    doomed.cleanup();
+    expect(await readyGauge()).toBe('0');
+  });
 });
