@@ -26,8 +26,10 @@ export class AuthGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
-    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)) return true;
     const request = context.switchToHttp().getRequest<FastifyRequest>();
+    // Behind a trusted proxy this is the client's address from X-Forwarded-For; remoteAddress is the proxy.
+    annotateRequest(request.raw, { clientIp: request.ip });
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)) return true;
     try {
       const principal = await this.auth.authenticate(request.headers.authorization);
       annotateRequest(request.raw, { principal: principal.id });

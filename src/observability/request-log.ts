@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 
 /** What a request's log line says about it beyond HTTP: who called, the MCP method and the tool. */
 export interface RequestLogFields {
+  /** The client's address: the peer, or the X-Forwarded-For client when the proxy is trusted. */
+  clientIp?: string;
   principal?: string;
   mcpMethod?: string;
   tool?: string;

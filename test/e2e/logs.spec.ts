@@ -17,9 +17,10 @@ interface LogLine {
   reqId?: string;
   trace_id?: string;
   principal?: string;
+  clientIp?: string;
   mcpMethod?: string;
   tool?: string;
-  req?: { method: string; url: string };
+  req?: { method: string; url: string; remoteAddress?: string };
   res?: { statusCode: number };
 }
 
@@ -62,6 +63,7 @@ async function serveAndStop(work: (url: string) => Promise<void>): Promise<void>
   const server = await spawnServer(path.join(base, 'ws'), path.join(base, 'data'), {
     BASTION_AUTH: 'api-key',
     BASTION_METRICS_TOKEN: METRICS_TOKEN,
+    BASTION_TRUST_PROXY: 'true',
     OTEL_EXPORTER_OTLP_ENDPOINT: await startCollector(),
   });
   try {
@@ -95,7 +97,11 @@ beforeAll(async () => {
     });
     expect(metrics.status).toBe(200);
     const diagnostics = await fetch(new URL('/diagnostics', url), {
-      headers: { authorization: `Bearer ${key.admin}`, 'x-request-id': 'ops-check-1' },
+      headers: {
+        authorization: `Bearer ${key.admin}`,
+        'x-request-id': 'ops-check-1',
+        'x-forwarded-for': '203.0.113.7',
+      },
     });
     expect(diagnostics.status).toBe(200);
     expect((await fetch(new URL('/health/ready', url))).status).toBe(200);
@@ -128,6 +134,15 @@ describe('logs of an HTTP server', () => {
       req: { method: 'GET', url: '/diagnostics' },
       res: { statusCode: 200 },
     });
+  });
+
+  it('name the client address a trusted proxy forwarded, beside the proxy itself', () => {
+    expect(lines.find((line) => line.reqId === 'ops-check-1')).toMatchObject({
+      clientIp: '203.0.113.7',
+      req: { remoteAddress: '127.0.0.1' },
+    });
+    const direct = lines.find((line) => line.req?.url === '/mcp' && line.tool === 'write_file');
+    expect(direct?.clientIp).toBe('127.0.0.1');
   });
 
   it('name the principal, the MCP method and the tool of each call', () => {
