@@ -2,16 +2,21 @@
 // Takes one JSON spec as argv[2] and prints one JSON result line on stdout.
 //
 //   { "mode": "throughput", "url", "connections", "duration", "warmup", "request": {method,headers,body},
-//     "expectText" }                        autocannon, keep-alive connections, one request shape
+//     "expectText", "expectIn"? }           autocannon, keep-alive connections, one request shape; with
+//                                           "expectIn": "answer" the text is looked for in a converse answer
 //   { "mode": "cycle", "url", "callers", "duration", "warmup", "steps": [request & {expect}] }
 //                                           callers each run the steps in order, over keep-alive sockets
 //   { "mode": "clients", "url", "count", "concurrency", "steps": [...] }
 //                                           count clients, each on a new TCP connection, closed afterwards
+//   { "mode": "scenario", "url", "startVus", "stages": [{seconds,target}], "thinkMs", "settings",
+//     "thresholds" }                        the k6 scripts' mix (load/lib/workload.js) by virtual users
+//                                           ramped like k6's ramping-vus executor; see scenarioRun below
 import { Buffer } from 'node:buffer';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
-import { checkResult } from './mcp-requests.mjs';
+import { advance, evaluate, iterationSteps, newVuState, seedSteps } from '../load/lib/workload.js';
+import { checkAnswer, checkResult } from './mcp-requests.mjs';
 
 function percentile(sorted, p) {
   if (sorted.length === 0) return null;
@@ -25,6 +30,7 @@ function latencySummary(samples) {
   return {
     p50: round(percentile(sorted, 50)),
     p90: round(percentile(sorted, 90)),
+    p95: round(percentile(sorted, 95)),
     p99: round(percentile(sorted, 99)),
     max: round(sorted.length ? sorted[sorted.length - 1] : null),
   };
@@ -35,6 +41,7 @@ function cannon(spec, duration, record) {
   const counts = { ok: 0, non2xx: 0, rpcErrors: 0 };
   const latencies = [];
   const reasons = {};
+  const check = spec.expectIn === 'answer' ? checkAnswer : checkResult;
   const request = {
     ...spec.request,
     onResponse(status, body) {
@@ -42,7 +49,7 @@ function cannon(spec, duration, record) {
         counts.non2xx++;
         return;
       }
-      const reason = checkResult(body, spec.expectText);
+      const reason = check(body, spec.expectText);
       if (reason === null) {
         counts.ok++;
       } else {
@@ -215,7 +222,189 @@ async function clients(spec) {
   };
 }
 
-const modes = { throughput, cycle, clients };
+/**
+ * Requests and checks of a scenario run, grouped by the step's tags (method, tool, revision) so a
+ * threshold on a tagged sub-metric (`http_req_duration{tool:converse}`) can be computed like k6 does.
+ */
+class ScenarioMetrics {
+  groups = new Map();
+
+  group(tags) {
+    const key = JSON.stringify([tags.method, tags.tool ?? '', tags.revision]);
+    let group = this.groups.get(key);
+    if (!group) {
+      group = { tags, latencies: [], failed: 0, checksPassed: 0, checksFailed: 0 };
+      this.groups.set(key, group);
+    }
+    return group;
+  }
+
+  /** The groups whose tags hold every `tag:value` of a k6 metric selector such as `{tool:converse}`. */
+  select(selector) {
+    const wanted = (selector ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((pair) => pair.split(':').map((part) => part.trim()));
+    return [...this.groups.values()].filter((g) => wanted.every(([key, value]) => g.tags[key] === value));
+  }
+
+  /** k6's built-in metrics this bench reproduces: http_req_duration (trend), http_req_failed and checks (rates). */
+  summary(metricKey, rules) {
+    const match = /^(\w+)(?:\{(.*)\})?$/.exec(metricKey);
+    if (!match) throw new Error(`cannot read the metric ${metricKey}`);
+    const [, metric, selector] = match;
+    const groups = this.select(selector);
+    if (metric === 'http_req_duration') {
+      const samples = Float64Array.from(groups.flatMap((g) => g.latencies)).sort();
+      const round = (v) => (v === null ? null : Math.round(v * 1000) / 1000);
+      const values = { count: samples.length, avg: null, min: null, med: null, max: null };
+      if (samples.length > 0) {
+        values.avg = round(samples.reduce((sum, v) => sum + v, 0) / samples.length);
+        values.min = round(samples[0]);
+        values.med = round(percentile(samples, 50));
+        values.max = round(samples[samples.length - 1]);
+      }
+      const wantedPercentiles = new Set([90, 95, 99]);
+      for (const rule of rules)
+        for (const p of rule.matchAll(/p\((\d+(?:\.\d+)?)\)/g)) wantedPercentiles.add(Number(p[1]));
+      for (const p of wantedPercentiles) values[`p(${p})`] = round(percentile(samples, p));
+      return values;
+    }
+    const [passes, total] =
+      metric === 'http_req_failed'
+        ? [groups.reduce((n, g) => n + g.failed, 0), groups.reduce((n, g) => n + g.latencies.length, 0)]
+        : metric === 'checks'
+          ? [
+              groups.reduce((n, g) => n + g.checksPassed, 0),
+              groups.reduce((n, g) => n + g.checksPassed + g.checksFailed, 0),
+            ]
+          : [null, null];
+    if (total === null) throw new Error(`the bench does not measure ${metric}`);
+    return { rate: total === 0 ? null : passes / total, passes, fails: total - passes };
+  }
+}
+
+/**
+ * One scenario: seeds the workspace (like the k6 scripts' setup()), then runs virtual users through the
+ * stages. Each virtual user has its own keep-alive connection and its own state (handshake, conversation),
+ * runs lib/workload.js iterations back to back with the think time after each, and is ramped up and down
+ * linearly like k6's ramping-vus executor; one ramped down finishes its iteration first. A request counts
+ * as failed like k6's http_req_failed: no response, or a status of 400 and above.
+ */
+async function scenarioRun(spec) {
+  const metrics = new ScenarioMetrics();
+  const reasons = {};
+  const send = async (agent, step, state) => {
+    const group = metrics.group(step.tags);
+    const t0 = performance.now();
+    let status = 0;
+    let body = '';
+    let transportError = null;
+    try {
+      ({ status, body } = await post(spec.url, agent, step.request));
+    } catch (error) {
+      transportError = error.message;
+    }
+    group.latencies.push(performance.now() - t0);
+    if (status === 0 || status >= 400) group.failed++;
+    const evaluation = evaluate(step, status, body, state);
+    for (const check of evaluation.checks) {
+      if (check.ok) group.checksPassed++;
+      else group.checksFailed++;
+    }
+    const problem = transportError ?? evaluation.problem;
+    if (problem !== null) {
+      const reason = `${step.label} (${step.revision}): ${problem.slice(0, 120)}`;
+      reasons[reason] = (reasons[reason] ?? 0) + 1;
+    }
+    return evaluation;
+  };
+
+  const setupAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  for (const step of seedSteps(spec.settings)) {
+    const { problem } = await send(setupAgent, step);
+    if (problem !== null) throw new Error(`seeding the workspace failed at ${step.label}: ${problem}`);
+  }
+  setupAgent.destroy();
+
+  const totalMs = spec.stages.reduce((sum, stage) => sum + stage.seconds * 1000, 0);
+  const targetAt = (ms) => {
+    let from = spec.startVus;
+    let stageStart = 0;
+    for (const stage of spec.stages) {
+      const length = stage.seconds * 1000;
+      if (ms < stageStart + length)
+        return Math.round(from + ((stage.target - from) * (ms - stageStart)) / length);
+      from = stage.target;
+      stageStart += length;
+    }
+    return from;
+  };
+  const pool = [];
+  let iterations = 0;
+  let peakVus = 0;
+  const runVu = async (vu) => {
+    while (vu.active) {
+      for (const step of iterationSteps(vu.state, spec.settings))
+        advance(vu.state, step, await send(vu.agent, step, vu.state));
+      iterations++;
+      if (spec.thinkMs > 0) await sleep(spec.thinkMs);
+    }
+    vu.running = null;
+  };
+  const started = performance.now();
+  for (let now = 0; now < totalMs; now = performance.now() - started) {
+    const target = targetAt(now);
+    pool.forEach((vu, index) => {
+      vu.active = index < target;
+      if (vu.active && !vu.running) vu.running = runVu(vu);
+    });
+    for (let index = pool.length; index < target; index++) {
+      const vu = {
+        active: true,
+        running: null,
+        state: newVuState(),
+        agent: new http.Agent({ keepAlive: true, maxSockets: 1 }),
+      };
+      pool.push(vu);
+      vu.running = runVu(vu);
+    }
+    peakVus = Math.max(peakVus, pool.filter((vu) => vu.running).length);
+    await sleep(Math.min(100, totalMs - now));
+  }
+  for (const vu of pool) vu.active = false;
+  await Promise.all(pool.map((vu) => vu.running));
+  const elapsed = (performance.now() - started) / 1000;
+  for (const vu of pool) vu.agent.destroy();
+
+  const requests = [...metrics.groups.values()].reduce((n, g) => n + g.latencies.length, 0);
+  const byTool = {};
+  for (const group of metrics.groups.values()) {
+    const key = group.tags.tool ?? group.tags.method;
+    byTool[key] ??= metrics.summary(
+      group.tags.tool ? `http_req_duration{tool:${key}}` : `http_req_duration{method:${key}}`,
+      [],
+    );
+  }
+  return {
+    mode: 'scenario',
+    seconds: Math.round(elapsed * 100) / 100,
+    peakVus,
+    iterations,
+    requests,
+    requestsPerSec: Math.round((requests / elapsed) * 10) / 10,
+    latencyMs: metrics.summary('http_req_duration', []),
+    latencyByToolMs: byTool,
+    metrics: Object.fromEntries(
+      Object.entries(spec.thresholds).map(([key, rules]) => [key, metrics.summary(key, rules)]),
+    ),
+    errorDetail: { reasons },
+  };
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const modes = { throughput, cycle, clients, scenario: scenarioRun };
 
 try {
   const spec = JSON.parse(process.argv[2] ?? '{}');

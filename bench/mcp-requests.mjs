@@ -1,4 +1,9 @@
 // Request shapes and response checks shared by the bench harness (run.mjs, load.mjs, profile.mjs).
+import { parseRpc as parseRpcText } from '../load/lib/protocol.js';
+import { benchText } from '../load/lib/workload.js';
+
+// The bench file is the load scripts' k6/bench.txt: 4 KiB of plain ASCII (64-byte lines), easy to compare.
+export { benchText };
 
 export const LEGACY = '2025-06-18';
 export const MODERN = '2026-07-28';
@@ -6,17 +11,6 @@ export const BENCH_FILE = 'bench.txt';
 export const CLIENT_INFO = { name: 'bastion-bench', version: '0.1.0' };
 
 const ACCEPT = 'application/json, text/event-stream';
-
-/** 4 KiB of plain ASCII text (lines of 64 bytes), so the file text is easy to compare. */
-export function benchText(bytes = 4096) {
-  const lines = [];
-  for (let i = 0; lines.length * 64 < bytes; i++) {
-    lines.push(
-      `line ${String(i).padStart(4, '0')}: the quick brown fox jumps over the lazy dog.`.padEnd(63, '.'),
-    );
-  }
-  return lines.join('\n').concat('\n').slice(0, bytes);
-}
 
 /** 2025-06-18 (legacy era, served by the SDK's stateless fallback): a plain JSON-RPC POST. */
 export function legacyRequest(method, params, id = 1) {
@@ -30,6 +24,12 @@ export function legacyRequest(method, params, id = 1) {
 
 export const legacyToolCall = (id = 1) =>
   legacyRequest('tools/call', { name: 'read_text_file', arguments: { path: BENCH_FILE } }, id);
+
+/**
+ * `converse` arguments of the bench: the rules provider reads the bench file and quotes it. Without a
+ * conversation_id every call starts (and stores) a new conversation.
+ */
+export const CONVERSE_ARGS = { prompt: `read ${BENCH_FILE}` };
 
 export const legacyInitialize = (id = 1) =>
   legacyRequest('initialize', { protocolVersion: LEGACY, capabilities: {}, clientInfo: CLIENT_INFO }, id);
@@ -67,6 +67,18 @@ export const modernToolCall = (id = 0) =>
     'read_text_file',
   );
 
+/**
+ * The same request calling another tool: for replaying a captured SDK tools/call with other arguments.
+ * The tool name is in the body and, for 2026-07-28, in the `mcp-name` header.
+ */
+export function retarget(request, name, args) {
+  const message = JSON.parse(request.body);
+  message.params = { ...message.params, name, arguments: args };
+  const headers = { ...request.headers };
+  for (const key of Object.keys(headers)) if (key.toLowerCase() === 'mcp-name') headers[key] = name;
+  return { ...request, headers, body: JSON.stringify(message) };
+}
+
 export const modernDiscover = (id = 'server-discover-probe-1') => modernRequest('server/discover', {}, id);
 
 /**
@@ -74,15 +86,19 @@ export const modernDiscover = (id = 'server-discover-probe-1') => modernRequest(
  * (2025 revisions answer POSTs with text/event-stream when the client accepts it).
  */
 export function parseRpc(body) {
-  const text = typeof body === 'string' ? body : String(body);
-  const trimmed = text.trimStart();
-  if (trimmed.startsWith('{')) return JSON.parse(trimmed);
-  let data = null;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('data:')) data = line.slice(5).trim();
-  }
-  if (data === null) throw new Error('no JSON-RPC message in the response body');
-  return JSON.parse(data);
+  return parseRpcText(typeof body === 'string' ? body : String(body));
+}
+
+/**
+ * null when the body is a successful `converse` result whose answer holds `expectedText`; otherwise a short
+ * reason.
+ */
+export function checkAnswer(body, expectedText) {
+  const reason = checkResult(body);
+  if (reason !== null) return reason;
+  const answer = parseRpc(body).result.structuredContent?.answer;
+  if (typeof answer !== 'string') return 'no answer in the converse result';
+  return answer.includes(expectedText) ? null : 'the answer does not hold the file text';
 }
 
 /**

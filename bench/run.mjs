@@ -2,9 +2,12 @@
 // markdown table and writes bench/results/latest.json.
 //
 // Environment: BENCH_DURATION (seconds per measured scenario, default 10), BENCH_WARMUP (seconds, default 2),
-// BENCH_CONNECTIONS (default "1,16,64"), BENCH_CALLERS (connect-cycle callers, default 16),
-// BENCH_CLIENTS (memory scenario clients, default 1000), BENCH_MEMORY_ROUNDS (rounds of those clients, default 5:
-// garbage the collector has not yet reclaimed looks like growth after one round, a leak keeps growing), BENCH_NO_PIN=1 (skip taskset).
+// BENCH_CONNECTIONS (default "1,16,64"), BENCH_CONVERSE_CONNECTIONS (converse rows, default "1,16"),
+// BENCH_CALLERS (connect-cycle callers, default 16), BENCH_CLIENTS (memory scenario clients, default 1000),
+// BENCH_MEMORY_ROUNDS (rounds of those clients, default 5: garbage the collector has not yet reclaimed looks
+// like growth after one round, a leak keeps growing), BENCH_NO_PIN=1 (skip taskset).
+//
+// The k6 scenarios of load/ (smoke, average, stress, spike, soak) run without k6 with bench/scenarios.mjs.
 import { Buffer } from 'node:buffer';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -28,14 +31,17 @@ import {
 import {
   BENCH_FILE,
   CLIENT_INFO,
+  CONVERSE_ARGS,
   LEGACY,
   MODERN,
+  checkAnswer,
   checkResult,
   legacyInitialize,
   legacyInitialized,
   legacyToolCall,
   modernDiscover,
   modernToolCall,
+  retarget,
 } from './mcp-requests.mjs';
 
 function envNumber(name, fallback) {
@@ -45,7 +51,11 @@ function envNumber(name, fallback) {
 
 const DURATION = envNumber('BENCH_DURATION', 10);
 const WARMUP = process.env.BENCH_WARMUP === '0' ? 0 : envNumber('BENCH_WARMUP', 2);
-const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '1,16,64').split(',').map(Number).filter(Boolean);
+const connectionList = (value) => value.split(',').map(Number).filter(Boolean);
+const CONNECTIONS = connectionList(process.env.BENCH_CONNECTIONS ?? '1,16,64');
+// converse writes a conversation to SQLite on every call: two rows show the single-caller latency and the
+// throughput once the writes queue up.
+const CONVERSE_CONNECTIONS = connectionList(process.env.BENCH_CONVERSE_CONNECTIONS ?? '1,16');
 const CALLERS = envNumber('BENCH_CALLERS', 16);
 const CLIENTS = envNumber('BENCH_CLIENTS', 1000);
 const CLIENT_CONCURRENCY = 16;
@@ -62,12 +72,15 @@ async function post(url, request) {
   return { status: response.status, body: await response.text() };
 }
 
-/** Fails the run unless the request answers 2xx with a successful tool result holding the file text. */
-async function verify(url, label, request, expectText) {
+/**
+ * Fails the run unless the request answers 2xx with a successful tool result holding the file text (as
+ * the whole text block, or with `check` checkAnswer, in a converse answer).
+ */
+async function verify(url, label, request, expectText, check = checkResult) {
   const { status, body } = await post(url, request);
-  const reason = status >= 200 && status <= 299 ? checkResult(body, expectText) : `HTTP ${status}`;
+  const reason = status >= 200 && status <= 299 ? check(body, expectText) : `HTTP ${status}`;
   if (reason !== null) throw new Error(`${label} verification failed: ${reason}\n${body.slice(0, 500)}`);
-  log(`${label}: verified (HTTP ${status}, ${body.length} bytes, tool result holds the file text)`);
+  log(`${label}: verified (HTTP ${status}, ${body.length} bytes, the result holds the file text)`);
 }
 
 /**
@@ -175,23 +188,25 @@ const signedMib = (kib) => (kib === null ? 'n/a' : `${kib >= 0 ? '+' : ''}${mib(
 function markdown(report) {
   const lines = [];
   lines.push(
-    '| scenario | protocol | connections | requests/s | p50 (ms) | p99 (ms) | errors | server CPU (cores) |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
+    '| scenario | protocol | connections | requests/s | p50 (ms) | p95 (ms) | p99 (ms) | errors | server CPU (cores) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const r of report.throughput) {
     lines.push(
-      `| tools/call read_text_file | ${r.protocol} | ${r.connections} | ${fmt(r.requestsPerSec, 0)} | ` +
-        `${fmt(r.latencyMs.p50)} | ${fmt(r.latencyMs.p99)} | ${r.errors} | ${fmt(r.cpu.serverCores)} |`,
+      `| ${r.scenario} | ${r.protocol} | ${r.connections} | ${fmt(r.requestsPerSec, 0)} | ` +
+        `${fmt(r.latencyMs.p50)} | ${fmt(r.latencyMs.p95)} | ${fmt(r.latencyMs.p99)} | ${r.errors} | ` +
+        `${fmt(r.cpu.serverCores)} |`,
     );
   }
   for (const c of report.cycles) {
     lines.push(
       `| connect cycle: ${c.label} (${fmt(c.cyclesPerSec, 1)} cycles/s; latency per cycle) | ${c.protocol} | ` +
-        `${c.callers} | ${fmt(c.requestsPerSec, 0)} | ${fmt(c.cycleLatencyMs.p50)} | ${fmt(c.cycleLatencyMs.p99)} | ` +
+        `${c.callers} | ${fmt(c.requestsPerSec, 0)} | ${fmt(c.cycleLatencyMs.p50)} | ${fmt(c.cycleLatencyMs.p95)} | ` +
+        `${fmt(c.cycleLatencyMs.p99)} | ` +
         `${c.errors} | ${fmt(c.cpu.serverCores)} |`,
     );
   }
-  lines.push('', 'Connect-cycle rows: requests/s counts HTTP POSTs; p50/p99 are for a whole cycle.', '');
+  lines.push('', 'Connect-cycle rows: requests/s counts HTTP POSTs; p50/p95/p99 are for a whole cycle.', '');
   for (const c of report.cycles) {
     lines.push(
       `- Connect cycles/s (${c.protocol}, ${c.label}, ${c.callers} callers): **${fmt(c.cyclesPerSec, 1)}**`,
@@ -262,34 +277,58 @@ async function main() {
       sameShape(modern, modernToolCall()) && sameShape(captured.discover, modernDiscover());
     if (!shapeMatches)
       log('note: the SDK request shape differs from mcp-requests.mjs; replaying the captured one');
+    // converse is replayed in each revision's own request shape, with the tool name and arguments changed.
+    const converse = {
+      [LEGACY]: retarget(legacy, 'converse', CONVERSE_ARGS),
+      [MODERN]: retarget(modern, 'converse', CONVERSE_ARGS),
+    };
+    for (const protocol of [LEGACY, MODERN]) {
+      await verify(server.url, `${protocol} converse`, converse[protocol], expectText, checkAnswer);
+    }
 
     const memory = await memoryScenario(pin, server, expectText);
     log(`memory: RSS ${mib(memory.rssBeforeKiB)} -> ${mib(memory.rssAfterKiB)}`);
 
     const throughput = [];
-    for (const [protocol, request] of [
-      [LEGACY, legacy],
-      [MODERN, modern],
-    ]) {
-      for (const connections of CONNECTIONS) {
-        log(`tools/call ${protocol} x${connections}: ${WARMUP} s warm-up + ${DURATION} s`);
-        const { result: r, cpu } = await withCpuAccounting(server.pid, () =>
-          runLoad(pin, {
-            mode: 'throughput',
-            url: server.url,
-            connections,
-            duration: DURATION,
-            warmup: WARMUP,
-            request,
-            expectText,
-          }),
-        );
-        log(
-          `  ${r.requestsPerSec} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, ${r.errors} errors; ` +
-            `CPU cores: server ${cpu.serverCores}, load ${cpu.loadCores}, other processes ${cpu.otherCores}, steal ${cpu.stealCores}`,
-        );
-        throughput.push({ scenario: 'tools/call read_text_file', protocol, ...r, cpu });
-      }
+    const converseScenario = `converse "${CONVERSE_ARGS.prompt}" (rules, new conversation)`;
+    const throughputSpecs = [
+      ...[LEGACY, MODERN].flatMap((protocol) =>
+        CONNECTIONS.map((connections) => ({
+          scenario: 'tools/call read_text_file',
+          protocol,
+          connections,
+          request: protocol === LEGACY ? legacy : modern,
+        })),
+      ),
+      ...[LEGACY, MODERN].flatMap((protocol) =>
+        CONVERSE_CONNECTIONS.map((connections) => ({
+          scenario: converseScenario,
+          protocol,
+          connections,
+          request: converse[protocol],
+          expectIn: 'answer',
+        })),
+      ),
+    ];
+    for (const { scenario, protocol, connections, request, expectIn } of throughputSpecs) {
+      log(`${scenario} ${protocol} x${connections}: ${WARMUP} s warm-up + ${DURATION} s`);
+      const { result: r, cpu } = await withCpuAccounting(server.pid, () =>
+        runLoad(pin, {
+          mode: 'throughput',
+          url: server.url,
+          connections,
+          duration: DURATION,
+          warmup: WARMUP,
+          request,
+          expectText,
+          ...(expectIn ? { expectIn } : {}),
+        }),
+      );
+      log(
+        `  ${r.requestsPerSec} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, ${r.errors} errors; ` +
+          `CPU cores: server ${cpu.serverCores}, load ${cpu.loadCores}, other processes ${cpu.otherCores}, steal ${cpu.stealCores}`,
+      );
+      throughput.push({ scenario, protocol, ...r, cpu });
     }
 
     const cycleSpecs = [
@@ -347,8 +386,13 @@ async function main() {
         serverPid: server.pid,
         benchFileBytes: Buffer.byteLength(expectText),
         requests: {
-          [LEGACY]: { toolCall: legacy },
-          [MODERN]: { toolCall: modern, discover: captured.discover, matchesDocumentedShape: shapeMatches },
+          [LEGACY]: { toolCall: legacy, converse: converse[LEGACY] },
+          [MODERN]: {
+            toolCall: modern,
+            converse: converse[MODERN],
+            discover: captured.discover,
+            matchesDocumentedShape: shapeMatches,
+          },
         },
       },
       throughput,

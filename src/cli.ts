@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { Logger } from 'pino';
 import { keysCommand, type KeysFlags } from './auth/keys.command.js';
+import { backupCommand, restoreCommand } from './backup/backup.command.js';
 import { chatCommand } from './chat/chat.command.js';
 import { ConfigError } from './config/config.errors.js';
 import { loadConfig } from './config/config.loader.js';
@@ -155,5 +156,9 @@ program.addCommand(
 program.addCommand(auditCommand((line) => process.stdout.write(`${line}\n`)));
 
 program.addCommand(chatCommand());
+
+program.addCommand(backupCommand((line) => process.stdout.write(`${line}\n`)));
+
+program.addCommand(restoreCommand((line) => process.stdout.write(`${line}\n`)));
 
 program.parseAsync(process.argv).catch(fail);

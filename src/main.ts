@@ -49,7 +49,7 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
     http: { maxHeaderSize: config.server.maxHeaderBytes },
     requestIdHeader: false,
     genReqId: requestIdOf,
-    trustProxy: config.server.trustProxy,
+    trustProxy: proxyTrust(config.server.trustProxy),
   });
   const authenticator = new Authenticator(config);
   authenticator.onFailure(({ reason }) => runtime.metrics.authFailures.inc({ reason }));
@@ -112,4 +112,11 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
       return drained;
     },
   };
+}
+
+/** A hop count trusts that many proxies, nearest first (Fastify's own option takes no number here). */
+function proxyTrust(
+  trust: BastionConfig['server']['trustProxy'],
+): boolean | string[] | ((address: string, hop: number) => boolean) {
+  return typeof trust === 'number' ? (_address, hop) => hop < trust : trust;
 }

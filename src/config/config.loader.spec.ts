@@ -47,6 +47,23 @@ describe('loadConfig', () => {
     expect(config.workspace.readOnly).toBe(true);
   });
 
+  it('trusts no proxy, every proxy, a number of hops, or named addresses and ranges', () => {
+    const trust = (value: string) =>
+      loadConfig({ env: { BASTION_TRUST_PROXY: value }, cwd: tmp() }).server.trustProxy;
+    expect(loadConfig({ env: {}, cwd: tmp() }).server.trustProxy).toBe(false);
+    expect(trust('true')).toBe(true);
+    expect(trust('0')).toBe(false);
+    expect(trust('1')).toBe(1);
+    expect(trust('127.0.0.1, 10.0.0.0/8, fd00::/8, loopback')).toEqual([
+      '127.0.0.1',
+      '10.0.0.0/8',
+      'fd00::/8',
+      'loopback',
+    ]);
+    for (const bad of ['nginx', '10.0.0.0/33', '10.0.0.1/8/1', '-1'])
+      expect(() => trust(bad)).toThrow(/server\.trustProxy/);
+  });
+
   it('names every bad key in one error and never echoes a value', () => {
     const secretish = 'hunter2-not-a-port';
     let error: unknown;

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { SCOPES } from '../auth/principal.js';
 
@@ -16,6 +17,40 @@ const bool = z.preprocess((value) => {
   if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
   return value;
 }, z.boolean());
+/** proxy-addr's names for address ranges, accepted beside addresses and CIDRs. */
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+const isProxyAddress = (entry: string): boolean => {
+  const [address = '', bits, extra] = entry.split('/');
+  if (extra !== undefined) return false;
+  if (bits === undefined) return isIP(address) !== 0 || PROXY_RANGE_NAMES.includes(address);
+  const max = isIP(address) === 4 ? 32 : isIP(address) === 6 ? 128 : -1;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= max;
+};
+/**
+ * Which proxies to believe about the client address: false (none), true (every hop: only when the proxy
+ * replaces X-Forwarded-For), a hop count (the address that many proxies back), or addresses and CIDRs.
+ */
+const trustProxy = z.preprocess(
+  (value) => {
+    if (typeof value !== 'string') return value;
+    const v = value.trim().toLowerCase();
+    if (/^\d+$/.test(v)) return Number(v) === 0 ? false : Number(v);
+    if (['true', 'yes', 'on'].includes(v)) return true;
+    if (['false', 'no', 'off', ''].includes(v)) return false;
+    return v.split(',').map((entry) => entry.trim());
+  },
+  z.union([
+    z.boolean(),
+    z.number().int().positive(),
+    z
+      .array(
+        z
+          .string()
+          .refine(isProxyAddress, 'expected an IP address, a CIDR, loopback, linklocal or uniquelocal'),
+      )
+      .min(1),
+  ]),
+);
 const providerName = z.enum(['rules', 'anthropic', 'openai']);
 const stringList = z.preprocess(
   (value) =>
@@ -47,7 +82,7 @@ export const configSchema = z
         /** The URL clients reach this server at (behind a proxy, its public origin); defaults to the bind address. */
         publicUrl: z.url().optional(),
         /** Behind a reverse proxy: take the client address from X-Forwarded-For (per-IP limits, logs). */
-        trustProxy: bool.default(false),
+        trustProxy: trustProxy.default(false),
         /** Largest request head (request line and headers); larger heads get 431. */
         maxHeaderBytes: positiveInt.default(16 * KiB),
       })

@@ -102,6 +102,8 @@ export class SqliteConversationStore implements ConversationStore {
       db.pragma('foreign_keys = ON');
       // Erasure means gone: deleted rows are overwritten, not just unlinked from the b-tree.
       db.pragma('secure_delete = ON');
+      // Sorts and temporary tables stay in memory: a container's root filesystem is read-only.
+      db.pragma('temp_store = MEMORY');
       migrate(db, file);
       return new SqliteConversationStore(db, options);
     } catch (error) {
