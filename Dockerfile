@@ -46,9 +46,9 @@ RUN apt-get update \
  && groupadd --system --gid 10001 bastion \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
             --shell /usr/sbin/nologin bastion \
- && mkdir -p /data /workspace \
- && chown 10001:10001 /data /workspace \
- && chmod 0700 /data
+ && mkdir -p /data /workspace /audit \
+ && chown 10001:10001 /data /workspace /audit \
+ && chmod 0700 /data /audit
 
 ENV NODE_ENV=production \
     BASTION_HOST=0.0.0.0 \

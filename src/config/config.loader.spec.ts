@@ -64,6 +64,21 @@ describe('loadConfig', () => {
       expect(() => trust(bad)).toThrow(/server\.trustProxy/);
   });
 
+  it('names Kubernetes service-link variables as such, rather than as a bad port', () => {
+    expect(() =>
+      loadConfig({
+        env: {
+          BASTION_PORT: 'tcp://10.96.0.12:3000',
+          BASTION_SERVICE_HOST: '10.96.0.12',
+          BASTION_PORT_3000_TCP_ADDR: '10.96.0.12',
+        },
+        cwd: tmp(),
+      }),
+    ).toThrow(
+      /BASTION_PORT: set by Kubernetes[^]*BASTION_SERVICE_HOST: set by Kubernetes[^]*BASTION_PORT_3000_TCP_ADDR: set by Kubernetes[^]*enableServiceLinks: false/,
+    );
+  });
+
   it('names every bad key in one error and never echoes a value', () => {
     const secretish = 'hunter2-not-a-port';
     let error: unknown;

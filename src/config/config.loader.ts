@@ -21,6 +21,19 @@ export interface LoadConfigOptions {
 
 const DEFAULT_FILES = ['config/bastion.yaml', 'config/bastion.yml', 'config/bastion.json'];
 
+const SERVICE_LINK_HINT =
+  'set by Kubernetes for a Service named "bastion" (a service link), not a Bastion setting: ' +
+  'set enableServiceLinks: false in the pod spec';
+
+/** Kubernetes injects BASTION_PORT=tcp://..., BASTION_SERVICE_HOST and more for a Service named bastion. */
+function isServiceLink(name: string, value: string): boolean {
+  return (
+    name.startsWith('BASTION_SERVICE_') ||
+    /^BASTION_PORT_\d+_/.test(name) ||
+    (name === 'BASTION_PORT' && value.startsWith('tcp://'))
+  );
+}
+
 /** Builds the config: defaults < config file < BASTION_* environment < overrides; validated once. */
 export function loadConfig(options: LoadConfigOptions = {}): BastionConfig {
   const env = options.env ?? process.env;
@@ -37,6 +50,10 @@ export function loadConfig(options: LoadConfigOptions = {}): BastionConfig {
   }
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('BASTION_') || value === undefined) continue;
+    if (isServiceLink(name, value)) {
+      problems.push(`${name}: ${SERVICE_LINK_HINT}`);
+      continue;
+    }
     const key = ENV_KEYS[name];
     if (key) setPath(tree, key, value);
     else if (![...LOADER_ENV, ...CLIENT_ENV].includes(name as never))

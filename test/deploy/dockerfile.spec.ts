@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ENV_KEYS } from '../../src/config/config.env.js';
+import { parse as parseYaml } from 'yaml';
 
 // hadolint is not in Debian bookworm and its npm wrapper downloads a binary, so the rules that matter for
 // this image are checked here, on the Dockerfile as Docker reads it (continuations joined, comments dropped).
@@ -231,7 +232,15 @@ describe('Dockerfile runtime', () => {
     const runs = of(final, 'RUN')
       .map((r) => r.args)
       .join(' && ');
-    expect(runs).toMatch(new RegExp(`chown ${uid}:${gid ?? uid} /data /workspace`));
+    const chown = new RegExp(`chown ${uid}:${gid ?? uid} ([^&]+)`).exec(runs)?.[1]?.trim().split(/\s+/) ?? [];
+    expect(chown).toEqual(expect.arrayContaining(['/data', '/workspace']));
+    // A named volume starts as a copy of the image's directory at its mount point, owner included: a
+    // directory missing from the image would be root's, and Bastion could not write there.
+    const compose = parseYaml(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as {
+      'x-bastion': { volumes: string[] };
+    };
+    const mounts = compose['x-bastion'].volumes.map((v) => v.split(':')[1] as string);
+    expect(chown).toEqual(expect.arrayContaining(mounts));
   });
 
   it('declares the volumes, port and environment the deployment guides rely on', () => {
