@@ -51,7 +51,7 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
     genReqId: requestIdOf,
     trustProxy: proxyTrust(config.server.trustProxy),
   });
-  const authenticator = new Authenticator(config);
+  const authenticator = new Authenticator(config, runtime.keys);
   authenticator.onFailure(({ reason }) => runtime.metrics.authFailures.inc({ reason }));
   const lifecycle = new Lifecycle();
   const app = await NestFactory.create<NestFastifyApplication>(

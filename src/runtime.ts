@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BastionConfig } from './config/config.schema.js';
 import type { McpSurface } from './mcp/mcp-server.factory.js';
@@ -9,7 +9,9 @@ import { observeCalls } from './observability/call-observers.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { Tracing } from './observability/tracing.js';
-import { connectRedis } from './store/redis-connection.js';
+import { connectRedis, connectRedisCluster } from './store/redis-connection.js';
+import type { ApiKeyStore } from './auth/key-store.js';
+import { openKeyStore } from './auth/key-store.factory.js';
 import { assembleAgent, type AgentParts } from './agent/agent.assembly.js';
 import { purgeEvery } from './conversations/conversation-retention.js';
 import { createConversationStore } from './conversations/conversation.store.factory.js';
@@ -36,8 +38,11 @@ export interface Runtime {
   metrics: Metrics;
   audit: AuditSink;
   tracing: Tracing;
-  /** The shared Redis connection, when one is configured. */
-  redis?: Redis;
+  /** The shared Redis connection, when one is configured: one server (or Sentinel's primary), or a Cluster,
+   * which only the rate-limit counters accept (config validation refuses it for the other stores). */
+  redis?: Redis | Cluster;
+  /** The API keys, in api-key mode: the keys file or Redis (auth.keyStore). */
+  keys?: ApiKeyStore;
   /** The SecureAgent and the conversations, unless agent.enabled is off. */
   agent?: AgentParts;
   /** Flushes the audit log and the traces and closes the connections, after the transports have stopped. */
@@ -48,6 +53,8 @@ export interface RuntimeOptions {
   /** Where logs go: stdout for HTTP, stderr for stdio. Ignored when `logger` is given. */
   logTo?: 'stdout' | 'stderr';
   logger?: Logger;
+  /** Where audit events go instead of the configured file (a cluster worker hands them to the primary). */
+  audit?: AuditSink;
 }
 
 export async function createRuntime(config: BastionConfig, options: RuntimeOptions = {}): Promise<Runtime> {
@@ -70,9 +77,14 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
   const sandboxes = new SandboxPool(sandbox, { denyPatterns, limits, readOnly });
   const registry = new ToolRegistry(workspaceTools, config.workspace.limits.maxResponseBytes, tracing);
   const metrics = new Metrics();
-  const audit = await openAudit(config);
+  const audit = options.audit ?? (await openAudit(config));
   observeCalls(registry, { metrics, audit, logger });
-  const redis = config.redis.url ? connectRedis(config.redis.url, logger) : undefined;
+  const redis = config.redis.cluster
+    ? connectRedisCluster(config.redis, logger)
+    : config.redis.url || config.redis.sentinels
+      ? connectRedis(config.redis, logger)
+      : undefined;
+  const keys = config.auth.mode === 'api-key' ? openKeyStore(config, redis, { watch: true }) : undefined;
   const agent = config.agent.enabled
     ? assembleAgent(config, registry, createConversationStore(config, redis), { metrics, audit, logger })
     : undefined;
@@ -94,9 +106,11 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
     audit,
     tracing,
     ...(redis && { redis }),
+    ...(keys && { keys }),
     ...(agent && { agent }),
     async close() {
       stopPurge();
+      await keys?.close();
       await agent?.store.close();
       await audit.close();
       await tracing.shutdown();
@@ -110,7 +124,8 @@ export function auditFilePath(config: BastionConfig): string {
   return path.resolve(config.audit.file ?? path.join(config.dataDir, 'audit', 'audit.jsonl'));
 }
 
-function openAudit(config: BastionConfig): Promise<AuditSink> {
+/** The configured audit sink: the hash-chained file, or nothing when audit.enabled is off. */
+export function openAudit(config: BastionConfig): Promise<AuditSink> {
   if (!config.audit.enabled) return Promise.resolve(new NullAuditSink());
   const { maxBytes, keep } = config.audit;
   return FileAuditSink.open(auditFilePath(config), { maxBytes, keep });

@@ -4,7 +4,7 @@ import type { BastionConfig } from '../config/config.schema.js';
 import { parseKey, secretMatches } from './api-key.js';
 import { AuthFailure, ScopeFailure, type AuthFailureReason } from './auth.errors.js';
 import { JwtVerifier, TokenRejected } from './jwt-verifier.js';
-import { KeyStore } from './key-store.js';
+import { KeyStore, type ApiKeyStore } from './key-store.js';
 import { localPrincipal, type Principal, type Scope } from './principal.js';
 
 export type AuthMode = BastionConfig['auth']['mode'];
@@ -20,20 +20,23 @@ export class Authenticator {
   readonly mode: AuthMode;
   /** The authorization server clients are sent to (OAuth mode). */
   readonly issuer: string | undefined;
-  private readonly keys: KeyStore | null;
+  private readonly keys: ApiKeyStore | null;
   private readonly jwt: JwtVerifier | null;
   private readonly readOnly: boolean;
   private readonly local: Principal;
   private readonly observers: AuthFailureObserver[] = [];
   private baseUrl: string;
 
-  constructor(config: BastionConfig) {
+  /** `keys`: the runtime's key store (required for the redis store); by default the keys file. */
+  constructor(config: BastionConfig, keys?: ApiKeyStore) {
     this.mode = config.auth.mode;
     this.issuer = config.auth.oauth.issuer;
     this.readOnly = config.workspace.readOnly;
     this.local = localPrincipal(config.workspace.readOnly, true);
     this.baseUrl = config.server.publicUrl ?? `http://${config.server.host}:${config.server.port}`;
-    this.keys = this.mode === 'api-key' ? new KeyStore(keysFilePath(config)) : null;
+    if (this.mode === 'api-key' && !keys && config.auth.keyStore !== 'file')
+      throw new Error('The redis key store is opened by the runtime: pass it to the Authenticator.');
+    this.keys = this.mode === 'api-key' ? (keys ?? new KeyStore(keysFilePath(config))) : null;
     const { oauth } = config.auth;
     this.jwt =
       this.mode === 'oauth' && oauth.issuer && oauth.jwksUrl
@@ -66,7 +69,7 @@ export class Authenticator {
     if (this.mode === 'none') return this.local;
     const token = bearerToken(authorization);
     if (token === null) throw this.fail(authorization ? 'malformed' : 'missing');
-    const principal = this.mode === 'api-key' ? this.byKey(token) : await this.byJwt(token);
+    const principal = this.mode === 'api-key' ? await this.byKey(token) : await this.byJwt(token);
     if (!this.readOnly || !principal.scopes.has('files:write')) return principal;
     // A read-only server writes for nobody, whatever a credential grants.
     const scopes = new Set(principal.scopes);
@@ -83,10 +86,10 @@ export class Authenticator {
     return this.challenge('insufficient_scope', `This needs the ${scope} scope.`, scope);
   }
 
-  private byKey(token: string): Principal {
+  private async byKey(token: string): Promise<Principal> {
     const parsed = parseKey(token);
     if (!parsed) throw this.fail('malformed');
-    const record = this.keys?.find(parsed.id);
+    const record = await this.keys?.find(parsed.id);
     if (!record || !secretMatches(parsed.secret, record.hash)) throw this.fail('unknown_key');
     if (record.revoked) throw this.fail('revoked');
     return {

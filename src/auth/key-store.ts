@@ -6,7 +6,7 @@ import { BastionError } from '../common/bastion-error.js';
 import { issueKey } from './api-key.js';
 import { SCOPES, type Scope } from './principal.js';
 
-const keyRecord = z.object({
+export const keyRecord = z.object({
   id: z.string().regex(/^[0-9a-f]{12}$/),
   client: z.string().min(1),
   scopes: z.array(z.enum(SCOPES)),
@@ -29,12 +29,45 @@ export interface NewKey {
 
 export class KeyStoreError extends BastionError {}
 
+/** Where API keys live: the keys file on this machine, or Redis shared by every instance. */
+export interface ApiKeyStore {
+  /** The record for a key id, as current as the store promises (the file now; Redis within about 1 s). */
+  find(id: string): KeyRecord | undefined | Promise<KeyRecord | undefined>;
+  list(): KeyRecord[] | Promise<KeyRecord[]>;
+  create(spec: NewKey): Promise<{ record: KeyRecord; key: string }>;
+  /** Marks a key revoked; false when there is no such key. Revoked records stay, for the audit trail. */
+  revoke(id: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** A new key and its record, checked; the key itself is returned once and never stored. */
+export function newKeyRecord(spec: NewKey): { record: KeyRecord; key: string } {
+  if (!/^[A-Za-z0-9._@-]{1,64}$/.test(spec.client)) {
+    throw new KeyStoreError(
+      'invalid_client',
+      'A client name is 1 to 64 letters, digits, dots, dashes, underscores or @.',
+    );
+  }
+  if (spec.scopes.length === 0) throw new KeyStoreError('invalid_scopes', 'Give at least one scope.');
+  const issued = issueKey();
+  const record: KeyRecord = {
+    id: issued.id,
+    client: spec.client,
+    scopes: [...new Set(spec.scopes)],
+    ...(spec.workspace ? { workspace: path.resolve(spec.workspace) } : {}),
+    tier: spec.tier ?? 'default',
+    hash: issued.hash,
+    created: new Date().toISOString(),
+  };
+  return { record, key: issued.key };
+}
+
 /**
  * The API keys, hashed, in one JSON file (mode 0600) replaced atomically on every change. A running server
  * notices changes by the file's identity and mtime, so `bastion keys revoke` takes effect on the next
  * request without a restart.
  */
-export class KeyStore {
+export class KeyStore implements ApiKeyStore {
   private keys = new Map<string, KeyRecord>();
   private seen = '';
 
@@ -52,27 +85,11 @@ export class KeyStore {
   }
 
   async create(spec: NewKey): Promise<{ record: KeyRecord; key: string }> {
-    if (!/^[A-Za-z0-9._@-]{1,64}$/.test(spec.client)) {
-      throw new KeyStoreError(
-        'invalid_client',
-        'A client name is 1 to 64 letters, digits, dots, dashes, underscores or @.',
-      );
-    }
-    if (spec.scopes.length === 0) throw new KeyStoreError('invalid_scopes', 'Give at least one scope.');
+    const created = newKeyRecord(spec);
     this.refresh();
-    const issued = issueKey();
-    const record: KeyRecord = {
-      id: issued.id,
-      client: spec.client,
-      scopes: [...new Set(spec.scopes)],
-      ...(spec.workspace ? { workspace: path.resolve(spec.workspace) } : {}),
-      tier: spec.tier ?? 'default',
-      hash: issued.hash,
-      created: new Date().toISOString(),
-    };
-    this.keys.set(record.id, record);
+    this.keys.set(created.record.id, created.record);
     await this.save();
-    return { record, key: issued.key };
+    return created;
   }
 
   /** Marks a key revoked; false when there is no such key. Revoked records stay, for the audit trail. */
@@ -85,6 +102,10 @@ export class KeyStore {
       await this.save();
     }
     return true;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 
   private refresh(): void {

@@ -52,6 +52,8 @@ const trustProxy = z.preprocess(
   ]),
 );
 const providerName = z.enum(['rules', 'anthropic', 'openai']);
+/** A Redis node as host:port; IPv6 hosts in brackets. */
+const redisNode = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected host:port');
 const stringList = z.preprocess(
   (value) =>
     typeof value === 'string'
@@ -85,6 +87,8 @@ export const configSchema = z
         trustProxy: trustProxy.default(false),
         /** Largest request head (request line and headers); larger heads get 431. */
         maxHeaderBytes: positiveInt.default(16 * KiB),
+        /** `bastion serve` processes sharing the port (node:cluster): a count, or `auto` (one per CPU). */
+        workers: z.union([z.literal('auto'), positiveInt.max(256)]).default(1),
       })
       .strict()
       .prefault({}),
@@ -94,6 +98,8 @@ export const configSchema = z
         mode: z.enum(['none', 'api-key', 'oauth']).default('none'),
         /** Hashed API keys; defaults to keys.json under the data directory. */
         keysFile: z.string().min(1).optional(),
+        /** Where API keys live: the keys file, or Redis so every instance sees every key (needs Redis). */
+        keyStore: z.enum(['file', 'redis']).default('file'),
         oauth: z
           .object({
             /** The authorization server's issuer identifier, compared exactly with the token's `iss`. */
@@ -148,11 +154,34 @@ export const configSchema = z
       .strict()
       .prefault({}),
     dataDir: z.string().min(1).default('./data'),
-    /** Shared state for several instances; when set, rate-limit counters can live here. */
+    /** Shared state for several instances: one server (url), a Sentinel-watched primary, or a Cluster. */
     redis: z
       .object({
-        /** redis://[user:password@]host:port[/db]; a secret when it carries a password. */
-        url: z.string().min(1).optional(),
+        /** redis://[user:password@]host:port[/db], or rediss:// for TLS; a secret when it carries a password. */
+        url: z
+          .string()
+          .regex(/^rediss?:\/\/\S+$/, 'expected a redis:// or rediss:// URL')
+          .optional(),
+        /** The password (AUTH), so it need not sit in the URL. */
+        password: z.string().min(1).optional(),
+        /** TLS for a rediss:// URL. */
+        tls: z
+          .object({
+            /** PEM file of the CA that signed the server's certificate; the system CAs otherwise. */
+            caFile: z.string().min(1).optional(),
+            rejectUnauthorized: bool.default(true),
+            /** The name the server's certificate must carry, when it differs from the URL's host. */
+            servername: z.string().min(1).optional(),
+          })
+          .strict()
+          .prefault({}),
+        /** Sentinels (host:port) to ask for the current primary, instead of a url. */
+        sentinels: stringList.pipe(z.array(redisNode).min(1)).optional(),
+        /** The master group name the sentinels monitor. */
+        sentinelName: z.string().min(1).optional(),
+        sentinelPassword: z.string().min(1).optional(),
+        /** Redis Cluster seed nodes (host:port), instead of a url; rate-limit counters only. */
+        cluster: stringList.pipe(z.array(redisNode).min(1)).optional(),
       })
       .strict()
       .prefault({}),
@@ -344,17 +373,12 @@ export const configSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
-    if (config.rateLimit.storage === 'redis' && !config.redis.url)
+    checkRedis(config, ctx);
+    if (config.auth.keyStore === 'redis' && !config.redis.url && !config.redis.sentinels)
       ctx.addIssue({
         code: 'custom',
         path: ['redis', 'url'],
-        message: 'required when rateLimit.storage is redis',
-      });
-    if (config.conversations.store === 'redis' && !config.redis.url)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['redis', 'url'],
-        message: 'required when conversations.store is redis',
+        message: 'required (or redis.sentinels) when auth.keyStore is redis',
       });
     const providers = [config.agent.provider, ...config.agent.routes.map((r) => r.provider)];
     if (providers.includes('anthropic') && !config.agent.anthropic.apiKey)
@@ -387,6 +411,36 @@ export const configSchema = z
     }
   });
 
+type Issues = { addIssue(issue: { code: 'custom'; path: string[]; message: string }): void };
+
+/** The redis section's combinations: one way to reach Redis, and what each way supports. */
+function checkRedis(config: Pick<BastionConfig, 'redis' | 'rateLimit' | 'conversations'>, ctx: Issues): void {
+  const { url, password, tls, sentinels, sentinelName, sentinelPassword, cluster } = config.redis;
+  const issue = (key: string, message: string) =>
+    ctx.addIssue({ code: 'custom', path: ['redis', key], message });
+  const ways = [url && 'url', sentinels && 'sentinels', cluster && 'cluster'].filter(Boolean);
+  if (ways.length > 1) issue(ways[1] as string, `set one of redis.url, redis.sentinels, redis.cluster`);
+  for (const [used, on, or] of [
+    [config.rateLimit.storage === 'redis', 'rateLimit.storage', 'redis.sentinels or redis.cluster'],
+    [config.conversations.store === 'redis', 'conversations.store', 'redis.sentinels'],
+  ] as const) {
+    if (used && ways.length === 0) issue('url', `required when ${on} is redis (or ${or})`);
+  }
+  if (sentinels && !sentinelName) issue('sentinelName', 'required with redis.sentinels');
+  if (!sentinels && sentinelName) issue('sentinelName', 'only with redis.sentinels');
+  if (!sentinels && sentinelPassword) issue('sentinelPassword', 'only with redis.sentinels');
+  if (url && password && /^rediss?:\/\/[^/@]*:[^/@]*@/.test(url))
+    issue('password', 'the url carries a password already: set it in one place');
+  const tlsSet = tls.caFile !== undefined || tls.servername !== undefined || !tls.rejectUnauthorized;
+  if (tlsSet && !url?.startsWith('rediss://')) issue('tls', 'TLS options need a rediss:// url');
+  if (cluster && config.conversations.store === 'redis')
+    issue(
+      'cluster',
+      'not supported with conversations.store redis: a conversation write spans keys in several hash ' +
+        'slots; use one Redis primary with replicas (redis.url or redis.sentinels)',
+    );
+}
+
 export type BastionConfig = z.infer<typeof configSchema>;
 export type WorkspaceLimits = BastionConfig['workspace']['limits'];
 export type AgentConfig = BastionConfig['agent'];
@@ -396,6 +450,8 @@ export type ConversationsConfig = BastionConfig['conversations'];
 /** Config keys whose values are secrets: masked wherever config is shown. */
 export const SECRET_KEYS = [
   'redis.url',
+  'redis.password',
+  'redis.sentinelPassword',
   'metrics.token',
   'tracing.otlpHeaders',
   'agent.anthropic.apiKey',

@@ -13,3 +13,14 @@ export class ConversationBusy extends BastionError {
     super('conversation_busy', 'The conversation is busy with another prompt; try again shortly.');
   }
 }
+
+/**
+ * Redis (or whatever holds the conversations) did not answer. The cause is kept for the logs; the message
+ * never carries it, since a connection error can name hosts.
+ */
+export class ConversationStoreUnavailable extends BastionError {
+  constructor(options?: { cause?: unknown }) {
+    super('conversation_store_unavailable', 'The conversation store is unavailable; retry shortly.');
+    if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Redis } from 'ioredis';
+import { Redis, type Cluster } from 'ioredis';
 import type { BastionConfig } from '../config/config.schema.js';
 import type { ConversationStore } from './conversation.store.js';
 import { RedisConversationStore } from './conversation.store.redis.js';
@@ -13,11 +13,15 @@ export function conversationsFilePath(config: BastionConfig): string {
 }
 
 /** The store `conversations.store` names: SQLite on this machine, or Redis shared by every instance. */
-export function createConversationStore(config: BastionConfig, redis: Redis | undefined): ConversationStore {
+export function createConversationStore(
+  config: BastionConfig,
+  redis: Redis | Cluster | undefined,
+): ConversationStore {
   const retentionMs = config.conversations.retentionDays * DAY_MS;
   if (config.conversations.store === 'redis') {
     // Config validation requires redis.url for the redis store, so the connection exists.
-    if (!redis) throw new Error('The redis conversation store needs a Redis connection.');
+    if (!(redis instanceof Redis))
+      throw new Error('The redis conversation store needs one Redis server (not a Cluster).');
     return new RedisConversationStore(redis, { retentionMs });
   }
   return SqliteConversationStore.open(conversationsFilePath(config), { retentionMs });

@@ -15,12 +15,16 @@
  * Writes are single Lua scripts or MULTI blocks, so each lands whole or not at all. They span a
  * conversation's keys and the index sets, which Redis Cluster would put in different slots: this store
  * targets one Redis server (with replicas).
+ *
+ * While Redis is unreachable every method rejects with ConversationStoreUnavailable (the connection fails
+ * commands fast rather than queueing them); a turn lock left behind expires with its lease.
  */
 import { randomUUID } from 'node:crypto';
 import { decodeCursor, encodeCursor, wholeTurn } from './conversation-records.js';
 import type { Redis } from 'ioredis';
 import type { ConversationMeta, NewTurn, Page, Turn } from './conversation.js';
-import { ConversationBusy } from './conversation.errors.js';
+import { BastionError } from '../common/bastion-error.js';
+import { ConversationBusy, ConversationStoreUnavailable } from './conversation.errors.js';
 import type { ConversationStore, CreateConversation, TurnLockOptions } from './conversation.store.js';
 import { TurnQueue } from './turn-queue.js';
 
@@ -128,20 +132,22 @@ export class RedisConversationStore implements ConversationStore {
     const now = this.now();
     const expiresAt = now + this.retentionMs;
     const fields = { owner: input.owner, readOnly: input.readOnly ? 1 : 0, turnCount: 0 };
-    await exec(
-      this.redis
-        .multi()
-        .hset(this.conv(id), { ...fields, createdAt: now, updatedAt: now, expiresAt })
-        .pexpireat(this.conv(id), expiresAt)
-        .zadd(this.ownerIndex(input.owner), now, id)
-        .zadd(this.expiryIndex(), expiresAt, `${id}:${input.owner}`),
+    await reach(
+      exec(
+        this.redis
+          .multi()
+          .hset(this.conv(id), { ...fields, createdAt: now, updatedAt: now, expiresAt })
+          .pexpireat(this.conv(id), expiresAt)
+          .zadd(this.ownerIndex(input.owner), now, id)
+          .zadd(this.expiryIndex(), expiresAt, `${id}:${input.owner}`),
+      ),
     );
     return toMeta(id, { ...fields, createdAt: now, updatedAt: now, expiresAt });
   }
 
   async get(id: string, owner: string): Promise<ConversationMeta | undefined> {
     if (!UUID.test(id)) return undefined;
-    const hash = await this.redis.hgetall(this.conv(id));
+    const hash = await reach(this.redis.hgetall(this.conv(id)));
     return this.isLive(hash, owner) ? toMeta(id, hash) : undefined;
   }
 
@@ -149,6 +155,13 @@ export class RedisConversationStore implements ConversationStore {
     if (!Number.isInteger(page.limit) || page.limit < 1) {
       throw new RangeError('A page limit is a positive integer.');
     }
+    return reach(this.page(owner, page));
+  }
+
+  private async page(
+    owner: string,
+    page: { limit: number; cursor?: string },
+  ): Promise<Page<ConversationMeta>> {
     const index = this.ownerIndex(owner);
     let position = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
     const items: ConversationMeta[] = [];
@@ -180,8 +193,8 @@ export class RedisConversationStore implements ConversationStore {
   async turns(id: string, owner: string): Promise<Turn[] | undefined> {
     if (!UUID.test(id)) return undefined;
     // MULTI, so the metadata and the turns are read at one moment.
-    const [hash, raw] = (await exec(
-      this.redis.multi().hgetall(this.conv(id)).lrange(this.turnsKey(id), 0, -1),
+    const [hash, raw] = (await reach(
+      exec(this.redis.multi().hgetall(this.conv(id)).lrange(this.turnsKey(id), 0, -1)),
     )) as [Record<string, string>, string[]];
     if (!this.isLive(hash, owner)) return undefined;
     return raw.map((json, i) => ({ seq: i + 1, ...(JSON.parse(json) as NewTurn) }));
@@ -193,13 +206,16 @@ export class RedisConversationStore implements ConversationStore {
     const now = this.now();
     const expiresAt = now + this.retentionMs;
     const json = JSON.stringify(whole);
-    const seq = await this.scripts.bastionConvAppend(
-      ...this.keysOf(id, owner),
-      owner,
-      now,
-      expiresAt,
-      json,
-      `${id}:${owner}`,
+    // One script: when Redis dies mid-call the turn is stored whole or not at all, never in part.
+    const seq = await reach(
+      this.scripts.bastionConvAppend(
+        ...this.keysOf(id, owner),
+        owner,
+        now,
+        expiresAt,
+        json,
+        `${id}:${owner}`,
+      ),
     );
     return seq > 0 ? { seq, ...whole } : undefined;
   }
@@ -208,7 +224,9 @@ export class RedisConversationStore implements ConversationStore {
     if (!UUID.test(id)) return false;
     const member = `${id}:${owner}`;
     return (
-      (await this.scripts.bastionConvDelete(...this.keysOf(id, owner), owner, this.now(), id, member)) === 1
+      (await reach(
+        this.scripts.bastionConvDelete(...this.keysOf(id, owner), owner, this.now(), id, member),
+      )) === 1
     );
   }
 
@@ -236,8 +254,11 @@ export class RedisConversationStore implements ConversationStore {
     });
   }
 
-  async purgeExpired(now?: Date): Promise<number> {
-    const cutoff = now?.getTime() ?? this.now();
+  purgeExpired(now?: Date): Promise<number> {
+    return reach(this.purge(now?.getTime() ?? this.now()));
+  }
+
+  private async purge(cutoff: number): Promise<number> {
     let purged = 0;
     // Every member read is either purged or has slid past the cutoff, so each batch makes progress.
     for (;;) {
@@ -257,7 +278,7 @@ export class RedisConversationStore implements ConversationStore {
   }
 
   async ping(): Promise<void> {
-    await this.redis.ping();
+    await reach(this.redis.ping());
   }
 
   async close(): Promise<void> {
@@ -269,7 +290,7 @@ export class RedisConversationStore implements ConversationStore {
   private async takeLock(lock: string, token: string, deadline: number, signal?: AbortSignal): Promise<void> {
     for (;;) {
       signal?.throwIfAborted();
-      if ((await this.redis.set(lock, token, 'PX', this.leaseMs, 'NX')) === 'OK') {
+      if ((await reach(this.redis.set(lock, token, 'PX', this.leaseMs, 'NX'))) === 'OK') {
         if (!signal?.aborted) return;
         // Aborted while the SET was in flight: give the lock straight back.
         await this.scripts.bastionLockRelease(lock, token).catch(() => undefined);
@@ -326,6 +347,16 @@ export class RedisConversationStore implements ConversationStore {
   }
   private expiryIndex(): string {
     return this.key('convs:expiry');
+  }
+}
+
+/** Awaits Redis work: a Redis failure becomes ConversationStoreUnavailable; Bastion's own errors pass. */
+async function reach<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (error instanceof BastionError) throw error;
+    throw new ConversationStoreUnavailable({ cause: error });
   }
 }
 

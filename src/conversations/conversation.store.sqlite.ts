@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { decodeCursor, encodeCursor, wholeTurn } from './conversation-records.js';
 import type { ConversationMeta, NewTurn, Page, Turn } from './conversation.js';
 import type { ConversationStore, CreateConversation, TurnLockOptions } from './conversation.store.js';
+import { ConversationBusy } from './conversation.errors.js';
 import { TurnQueue } from './turn-queue.js';
 
 export interface SqliteConversationStoreOptions {
@@ -12,6 +13,8 @@ export interface SqliteConversationStoreOptions {
   retentionMs: number;
   /** Milliseconds since the epoch; injectable so tests can move time. */
   now?: () => number;
+  /** How long a turn lock outlives a holder that stopped renewing it (a crashed process). */
+  lockLeaseMs?: number;
 }
 
 /**
@@ -42,9 +45,18 @@ const MIGRATIONS: readonly string[] = [
    ) STRICT, WITHOUT ROWID;
    CREATE INDEX conversations_by_owner ON conversations (owner, created_at, id);
    CREATE INDEX conversations_by_expiry ON conversations (expires_at);`,
+  // The turn lock across processes sharing the file (`bastion serve --workers`): a lease per conversation.
+  `CREATE TABLE turn_locks (
+     conversation_id TEXT PRIMARY KEY,
+     token TEXT NOT NULL,
+     expires_at INTEGER NOT NULL
+   ) STRICT, WITHOUT ROWID;`,
 ];
 
 const BUSY_TIMEOUT_MS = 5_000;
+const DEFAULT_LEASE_MS = 30_000;
+const RETRY_MIN_MS = 20;
+const RETRY_MAX_MS = 100;
 
 interface ConversationRow {
   id: string;
@@ -68,16 +80,18 @@ interface TurnRow {
 }
 
 /**
- * Conversations in one SQLite file, for a single Bastion process. WAL lets reads run beside the one
- * writer; synchronous=FULL makes every acknowledged turn survive a power cut, and costs little because a
- * conversation writes once per turn, seconds apart.
+ * Conversations in one SQLite file on this machine, shared by the processes of `bastion serve --workers`.
+ * WAL lets reads run beside the one writer; synchronous=FULL makes every acknowledged turn survive a power
+ * cut, and costs little because a conversation writes once per turn, seconds apart.
  */
 export class SqliteConversationStore implements ConversationStore {
   readonly kind = 'sqlite' as const;
-  // The file belongs to one process, so an in-process queue is the whole turn lock.
+  // In-process first, so waiters in one process queue in order instead of all polling the file.
   private readonly queue = new TurnQueue();
+  private readonly renewals = new Set<NodeJS.Timeout>();
   private readonly now: () => number;
   private readonly retentionMs: number;
+  private readonly leaseMs: number;
   private readonly sql: Statements;
 
   private constructor(
@@ -86,6 +100,7 @@ export class SqliteConversationStore implements ConversationStore {
   ) {
     this.now = options.now ?? Date.now;
     this.retentionMs = options.retentionMs;
+    this.leaseMs = options.lockLeaseMs ?? DEFAULT_LEASE_MS;
     this.sql = prepareStatements(db);
   }
 
@@ -199,7 +214,52 @@ export class SqliteConversationStore implements ConversationStore {
   }
 
   withTurnLock<T>(id: string, options: TurnLockOptions, fn: () => Promise<T>): Promise<T> {
-    return this.queue.run(id, options, fn);
+    const deadline = Date.now() + options.waitMs;
+    return this.queue.run(id, options, async () => {
+      const token = randomUUID();
+      // A lease, not a fence, as in the Redis store: a holder stalled past the lease can lose it, and even
+      // then appendTurn numbers turns in one write transaction, so they stay whole and gapless.
+      await this.takeLock(id, token, deadline, options.signal);
+      const renewal = setInterval(() => this.renewLock(id, token), this.leaseMs / 3);
+      this.renewals.add(renewal);
+      try {
+        return await fn();
+      } finally {
+        clearInterval(renewal);
+        this.renewals.delete(renewal);
+        this.releaseLock(id, token);
+      }
+    });
+  }
+
+  /** Takes the lease if free or expired, polling with jittered backoff until the deadline or the signal. */
+  private async takeLock(id: string, token: string, deadline: number, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      signal?.throwIfAborted();
+      // Lease times use the real clock: the injected one moves conversations' retention, not locks.
+      const now = Date.now();
+      if (this.sql.lock.run({ id, token, now, expiresAt: now + this.leaseMs }).changes > 0) return;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new ConversationBusy();
+      const jitter = RETRY_MIN_MS + Math.random() * (RETRY_MAX_MS - RETRY_MIN_MS);
+      await delay(Math.min(left, jitter), signal);
+    }
+  }
+
+  private renewLock(id: string, token: string): void {
+    try {
+      this.sql.renewLock.run({ id, token, expiresAt: Date.now() + this.leaseMs });
+    } catch {
+      // Not fatal: the lease still runs, and the next tick tries again.
+    }
+  }
+
+  private releaseLock(id: string, token: string): void {
+    try {
+      if (this.db.open) this.sql.releaseLock.run({ id, token });
+    } catch {
+      // The lease expires on its own; fn's outcome matters more.
+    }
   }
 
   async purgeExpired(now?: Date): Promise<number> {
@@ -213,8 +273,25 @@ export class SqliteConversationStore implements ConversationStore {
   }
 
   async close(): Promise<void> {
+    for (const timer of this.renewals) clearInterval(timer);
+    this.renewals.clear();
     if (this.db.open) this.db.close();
   }
+}
+
+/** Resolves after ms, or rejects with the signal's reason once it aborts. */
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function prepareStatements(db: Database.Database) {
@@ -254,6 +331,16 @@ function prepareStatements(db: Database.Database) {
     delete: db.prepare(`DELETE FROM conversations WHERE id = @id AND owner = @owner AND ${live}`),
     purge: db.prepare('DELETE FROM conversations WHERE expires_at <= @now'),
     ping: db.prepare('SELECT 1'),
+    // Takes a free lock, or one whose holder's lease ran out; `changes` tells whether it was taken.
+    lock: db.prepare(
+      `INSERT INTO turn_locks (conversation_id, token, expires_at) VALUES (@id, @token, @expiresAt)
+       ON CONFLICT (conversation_id) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at
+       WHERE turn_locks.expires_at <= @now`,
+    ),
+    renewLock: db.prepare(
+      'UPDATE turn_locks SET expires_at = @expiresAt WHERE conversation_id = @id AND token = @token',
+    ),
+    releaseLock: db.prepare('DELETE FROM turn_locks WHERE conversation_id = @id AND token = @token'),
   };
 }
 

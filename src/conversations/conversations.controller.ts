@@ -82,7 +82,11 @@ export class ConversationsController {
   @ApiResponse({ status: 404, description: 'No such conversation for this caller.', type: ProblemDto })
   @ApiResponse({ status: 409, description: 'Another prompt holds the conversation.', type: ProblemDto })
   @ApiResponse({ status: 502, description: 'The model provider refused the request.', type: ProblemDto })
-  @ApiResponse({ status: 503, description: 'The model provider is unavailable.', type: ProblemDto })
+  @ApiResponse({
+    status: 503,
+    description: 'The model provider or the conversation store is unavailable.',
+    type: ProblemDto,
+  })
   async message(
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,

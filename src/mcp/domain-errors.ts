@@ -2,8 +2,13 @@ import type { BadRequestException } from '@nestjs/common';
 import { InvalidPrompt } from '../agent/agent.service.js';
 import { ProviderError, type ProviderErrorCode } from '../agent/providers/provider.errors.js';
 import { TurnCancelled } from '../agent/secure-agent.js';
+import { KeyStoreUnavailable } from '../auth/key-store.redis.js';
 import { BastionError } from '../common/bastion-error.js';
-import { ConversationBusy, ConversationNotFound } from '../conversations/conversation.errors.js';
+import {
+  ConversationBusy,
+  ConversationNotFound,
+  ConversationStoreUnavailable,
+} from '../conversations/conversation.errors.js';
 
 /** An HTTP answer to an error: status, Bastion's code, a message safe to show, extra headers. */
 export interface Answer {
@@ -34,6 +39,10 @@ export function domainAnswer(error: unknown): Answer | undefined {
   if (error instanceof ConversationNotFound) return { status: 404, code, message };
   if (error instanceof ConversationBusy)
     return { status: 409, code, message, headers: { 'retry-after': '5' } };
+  if (error instanceof ConversationStoreUnavailable)
+    return { status: 503, code, message, headers: { 'retry-after': '5' } };
+  if (error instanceof KeyStoreUnavailable)
+    return { status: 503, code, message, headers: { 'retry-after': '1' } };
   if (error instanceof InvalidPrompt || BAD_INPUT.has(code)) return { status: 400, code, message };
   // 499: the client closed the request (nginx's convention); there is nobody left to read it.
   if (error instanceof TurnCancelled) return { status: 499, code, message };

@@ -7,6 +7,7 @@ import { register } from 'prom-client';
 import { Public } from '../auth/auth.decorators.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { ReadinessIndicators } from '../health/readiness.indicators.js';
+import { inCluster, groupMetrics } from '../cluster/cluster-metrics.js';
 import { RUNTIME, type Runtime } from '../runtime.js';
 import { METRIC_PREFIX } from './metrics.js';
 
@@ -41,7 +42,10 @@ export class MetricsController extends PrometheusController {
       this.auth.requireScope(principal, 'admin');
     }
     this.runtime.metrics.ready.set((await this.readiness.ready()) ? 1 : 0);
-    return super.index(reply);
+    if (!inCluster()) return super.index(reply);
+    // A scrape lands on one worker: it answers for the whole `bastion serve --workers` group.
+    reply?.header('Content-Type', register.contentType);
+    return groupMetrics();
   }
 
   private scrapeToken(authorization: string | undefined): boolean {

@@ -1,5 +1,5 @@
 import type { ThrottlerStorage } from '@nestjs/throttler';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /** The record `ThrottlerStorage.increment` resolves to (the package does not export its name). */
 export type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
@@ -120,7 +120,8 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   private readonly prefix: string;
 
   constructor(
-    private readonly redis: Redis,
+    // A Cluster works too: both keys of a script share one hash tag.
+    private readonly redis: Redis | Cluster,
     options: RedisThrottlerStorageOptions = {},
   ) {
     this.prefix = options.prefix ?? DEFAULT_PREFIX;

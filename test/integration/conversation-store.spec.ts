@@ -384,7 +384,7 @@ describe('sqlite conversation store', () => {
     const db = new Database(file);
     db.pragma('user_version = 99');
     db.close();
-    expect(() => open(file)).toThrow(/schema version 99, newer than this Bastion knows \(1\)/);
+    expect(() => open(file)).toThrow(/schema version 99, newer than this Bastion knows \(2\)/);
   });
 });
 

@@ -10,6 +10,17 @@ export interface RedisServer {
   port: number;
   /** Stops this server's process (by its PID) and resolves once it has exited. */
   stop(): Promise<void>;
+  /** Starts it again on the same port after stop(); it reloads its data only when started with `dir`. */
+  start(): Promise<void>;
+}
+
+export interface RedisOptions {
+  /** Persist every write (append-only file, fsync always) in this directory, so data survives a restart. */
+  dir?: string;
+  /** A config file, read first (a sentinel needs one it can write). */
+  configFile?: string;
+  /** More command-line options, after the defaults (TLS ports, cluster mode, `--sentinel`). */
+  args?: string[];
 }
 
 const HOST = '127.0.0.1';
@@ -27,26 +38,47 @@ interface RedisChild {
 type Readiness = 'ready' | 'port-taken';
 
 /**
- * Starts a throwaway `redis-server` (no persistence) on a free loopback port and waits until it answers
- * PING. Throws, rather than letting tests skip, when the binary is missing.
+ * Starts a throwaway `redis-server` (no persistence unless `dir` is given) on a free loopback port and waits
+ * until it answers PING. Throws, rather than letting tests skip, when the binary is missing.
  */
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
   const binary = findOnPath('redis-server');
   for (let attempt = 1; attempt <= PORT_ATTEMPTS; attempt++) {
     const port = await findFreePort();
-    const child = launch(binary, port);
+    const child = launch(binary, port, options);
     const readiness = await waitUntilReady(child, port).catch(async (error: unknown) => {
       await stopChild(child);
       throw error;
     });
-    if (readiness === 'ready') {
-      return { url: `redis://${HOST}:${port}`, port, stop: () => stopChild(child) };
-    }
+    if (readiness === 'ready') return restartable(binary, port, child, options);
     await stopChild(child);
   }
   throw new Error(
     `redis-server: no free port after ${PORT_ATTEMPTS} attempts (another process kept taking it)`,
   );
+}
+
+/** The handle of a running server; start() relaunches it on the same port once it has been stopped. */
+function restartable(binary: string, port: number, first: RedisChild, options: RedisOptions): RedisServer {
+  let current = first;
+  return {
+    url: `redis://${HOST}:${port}`,
+    port,
+    stop: () => stopChild(current),
+    async start() {
+      if (!hasExited(current.process)) throw new Error(`redis-server on port ${port} is still running`);
+      const child = launch(binary, port, options);
+      current = child;
+      const readiness = await waitUntilReady(child, port).catch(async (error: unknown) => {
+        await stopChild(child);
+        throw error;
+      });
+      if (readiness === 'port-taken') {
+        await stopChild(child);
+        throw new Error(`redis-server: another process took port ${port} while it was stopped`);
+      }
+    },
+  };
 }
 
 function findOnPath(command: string): string {
@@ -65,7 +97,7 @@ function findOnPath(command: string): string {
 }
 
 /** Asks the OS for a free port; another process may still take it before redis binds, hence the retries. */
-function findFreePort(): Promise<number> {
+export function findFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -76,9 +108,20 @@ function findFreePort(): Promise<number> {
   });
 }
 
-function launch(binary: string, port: number): RedisChild {
-  const args = ['--save', '', '--appendonly', 'no', '--bind', HOST, '--port', String(port)];
-  const child = spawn(binary, args, { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
+function launch(
+  binary: string,
+  port: number,
+  { dir, configFile, args: extra = [] }: RedisOptions = {},
+): RedisChild {
+  const persistence = dir
+    ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]
+    : ['--appendonly', 'no'];
+  const args = [
+    ...(configFile ? [configFile] : []),
+    ...['--save', '', ...persistence, '--bind', HOST, '--port', String(port)],
+    ...extra,
+  ];
+  const child = spawn(binary, args, { cwd: dir ?? tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const collect = (chunk: Buffer) => {
     output = (output + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
