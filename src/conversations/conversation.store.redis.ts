@@ -27,6 +27,7 @@ import { BastionError } from '../common/bastion-error.js';
 import { ConversationBusy, ConversationStoreUnavailable } from './conversation.errors.js';
 import type { ConversationStore, CreateConversation, TurnLockOptions } from './conversation.store.js';
 import { TurnQueue } from './turn-queue.js';
+import { delay } from '../common/delay.js';
 
 export interface RedisConversationStoreOptions {
   /** How long a conversation lives after its last turn. */
@@ -367,20 +368,6 @@ async function exec(batch: { exec(): Promise<[Error | null, unknown][] | null> }
   return replies.map(([error, reply]) => {
     if (error) throw error;
     return reply;
-  });
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 

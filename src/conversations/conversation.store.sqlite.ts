@@ -7,6 +7,7 @@ import type { ConversationMeta, NewTurn, Page, Turn } from './conversation.js';
 import type { ConversationStore, CreateConversation, TurnLockOptions } from './conversation.store.js';
 import { ConversationBusy } from './conversation.errors.js';
 import { TurnQueue } from './turn-queue.js';
+import { delay } from '../common/delay.js';
 
 export interface SqliteConversationStoreOptions {
   /** How long a conversation lives after its last turn. */
@@ -277,21 +278,6 @@ export class SqliteConversationStore implements ConversationStore {
     this.renewals.clear();
     if (this.db.open) this.db.close();
   }
-}
-
-/** Resolves after ms, or rejects with the signal's reason once it aborts. */
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function prepareStatements(db: Database.Database) {

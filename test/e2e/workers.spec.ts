@@ -36,6 +36,7 @@ function call(
   route: string,
   body?: unknown,
   headers: Record<string, string> = {},
+  timeoutMs = 30_000,
 ): Promise<Reply> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
@@ -49,7 +50,7 @@ function call(
           ...(payload !== undefined && { 'content-type': 'application/json' }),
           ...headers,
         },
-        timeout: 30_000,
+        timeout: timeoutMs,
       },
       (res) => {
         let text = '';
@@ -64,8 +65,8 @@ function call(
   });
 }
 
-async function pidOf(): Promise<number> {
-  const reply = await call('GET', '/diagnostics');
+async function pidOf(timeoutMs?: number): Promise<number> {
+  const reply = await call('GET', '/diagnostics', undefined, {}, timeoutMs);
   expect(reply.status).toBe(200);
   return (JSON.parse(reply.text) as { build: { pid: number } }).build.pid;
 }
@@ -193,20 +194,30 @@ describe('bastion serve --workers 2', () => {
   it('restarts a worker killed with SIGKILL while the other keeps answering', async () => {
     const [victim, survivor] = pids as [number, number];
     process.kill(victim, 'SIGKILL');
-    const deadline = Date.now() + 20_000;
+    // A replacement boots in about a second; on a loaded CI machine it can take many more.
+    const deadline = Date.now() + 45_000;
     let replacement: number | undefined;
+    // A connection the primary hands to the victim in the instant before it notices the death is never
+    // answered (Node's round-robin handoff): its client waits for its own timeout. At most one here.
+    let lost = 0;
     while (replacement === undefined && Date.now() < deadline) {
-      const pid = await pidOf();
+      const pid = await pidOf(5_000).catch((error: Error) => {
+        if (!/timed out/.test(error.message)) throw error;
+        lost += 1;
+        return undefined;
+      });
+      if (pid === undefined) continue;
       expect([victim]).not.toContain(pid);
       if (pid !== survivor) replacement = pid;
       else await sleep(100);
     }
     expect(replacement).toBeDefined();
+    expect(lost).toBeLessThanOrEqual(1);
     expect(alive(victim)).toBe(false);
     expect(server.child.exitCode).toBeNull();
     pids = [survivor, replacement as number];
     expect(server.stdout()).toContain('worker died: restarting it');
-  }, 30_000);
+  }, 60_000);
 
   it('drains every worker on SIGTERM, exits 0, and leaves one intact audit chain', async () => {
     server.child.kill('SIGTERM');
