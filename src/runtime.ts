@@ -1,10 +1,9 @@
-import path from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BastionConfig } from './config/config.schema.js';
 import type { McpSurface } from './mcp/mcp-server.factory.js';
 import { VERSION } from './mcp/server-info.js';
-import { FileAuditSink, NullAuditSink, type AuditSink } from './observability/audit-log.js';
+import { auditFilePath, FileAuditSink, NullAuditSink, type AuditSink } from './observability/audit-log.js';
 import { observeCalls } from './observability/call-observers.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -120,10 +119,6 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
 }
 
 /** The audit log file: audit.file, or audit/audit.jsonl under the data directory. */
-export function auditFilePath(config: BastionConfig): string {
-  return path.resolve(config.audit.file ?? path.join(config.dataDir, 'audit', 'audit.jsonl'));
-}
-
 /** The configured audit sink: the hash-chained file, or nothing when audit.enabled is off. */
 export function openAudit(config: BastionConfig): Promise<AuditSink> {
   if (!config.audit.enabled) return Promise.resolve(new NullAuditSink());

@@ -1,10 +1,9 @@
-import path from 'node:path';
 import { getOAuthProtectedResourceMetadataUrl } from '@modelcontextprotocol/server';
 import type { BastionConfig } from '../config/config.schema.js';
 import { parseKey, secretMatches } from './api-key.js';
 import { AuthFailure, ScopeFailure, type AuthFailureReason } from './auth.errors.js';
 import { JwtVerifier, TokenRejected } from './jwt-verifier.js';
-import { KeyStore, type ApiKeyStore } from './key-store.js';
+import { KeyStore, keysFilePath, type ApiKeyStore } from './key-store.js';
 import { localPrincipal, type Principal, type Scope } from './principal.js';
 
 export type AuthMode = BastionConfig['auth']['mode'];
@@ -135,10 +134,6 @@ export class Authenticator {
     if (this.mode === 'oauth') params.push(`resource_metadata="${this.resourceMetadataUrl}"`);
     return params.length ? `Bearer ${params.join(', ')}` : 'Bearer';
   }
-}
-
-export function keysFilePath(config: BastionConfig): string {
-  return path.resolve(config.auth.keysFile ?? path.join(config.dataDir, 'keys.json'));
 }
 
 function bearerToken(authorization: string | undefined): string | null {

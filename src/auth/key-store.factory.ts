@@ -1,6 +1,6 @@
 import { Redis, type Cluster } from 'ioredis';
 import type { BastionConfig } from '../config/config.schema.js';
-import { keysFilePath } from './authenticator.js';
+import { keysFilePath } from './key-store.js';
 import { KeyStore, type ApiKeyStore } from './key-store.js';
 import { RedisKeyStore } from './key-store.redis.js';
 

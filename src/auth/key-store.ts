@@ -3,6 +3,7 @@ import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { z } from 'zod';
 import { BastionError } from '../common/bastion-error.js';
+import type { BastionConfig } from '../config/config.schema.js';
 import { issueKey } from './api-key.js';
 import { SCOPES, type Scope } from './principal.js';
 
@@ -145,4 +146,8 @@ export class KeyStore implements ApiKeyStore {
       `The keys file ${path.basename(this.file)} cannot be read or is not valid.`,
     );
   }
+}
+
+export function keysFilePath(config: BastionConfig): string {
+  return path.resolve(config.auth.keysFile ?? path.join(config.dataDir, 'keys.json'));
 }

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import type { Redis } from 'ioredis';
 import pino from 'pino';
 import type { BastionConfig } from '../config/config.schema.js';
-import { keysFilePath } from './authenticator.js';
+import { keysFilePath } from './key-store.js';
 import { KeyStore, KeyStoreError, type ApiKeyStore, type KeyRecord } from './key-store.js';
 import { RedisKeyStore } from './key-store.redis.js';
 import { connectRedis } from '../store/redis-connection.js';

@@ -1,9 +1,9 @@
 import path from 'node:path';
-import { keysFilePath } from '../auth/authenticator.js';
+import { keysFilePath } from '../auth/key-store.js';
 import type { BastionConfig } from '../config/config.schema.js';
 import { conversationsFilePath } from '../conversations/conversation.store.factory.js';
-import { rotatedAuditFiles } from '../observability/audit-log.js';
-import { auditFilePath } from '../runtime.js';
+import { auditFilePath, rotatedAuditFiles } from '../observability/audit-log.js';
+
 import { kindOf } from './backup-files.js';
 import { shmOf, walOf } from './backup-manifest.js';
 

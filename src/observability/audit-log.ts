@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import sonicBoom from 'sonic-boom';
 import { BastionError } from '../common/bastion-error.js';
+import type { BastionConfig } from '../config/config.schema.js';
 import { redactSecrets } from './secret-redaction.js';
 import { auditLine, GENESIS_HASH, parseAuditLine, sealRecord, type AuditEvent } from './audit-record.js';
 
@@ -328,4 +329,8 @@ async function exists(file: string): Promise<boolean> {
       throw error;
     },
   );
+}
+
+export function auditFilePath(config: BastionConfig): string {
+  return path.resolve(config.audit.file ?? path.join(config.dataDir, 'audit', 'audit.jsonl'));
 }

@@ -12,7 +12,8 @@ import { localPrincipal, type Principal } from '../../src/auth/principal.js';
 import { configSchema } from '../../src/config/config.schema.js';
 import type { StepRecord } from '../../src/conversations/conversation.js';
 import type { AuditRecord } from '../../src/observability/audit-record.js';
-import { auditFilePath, createRuntime, type Runtime } from '../../src/runtime.js';
+import { createRuntime, type Runtime } from '../../src/runtime.js';
+import { auditFilePath } from '../../src/observability/audit-log.js';
 import type { FakeModelServer } from './fake-model-server.js';
 
 export const NOTES = 'Buy milk. Call the plumber on Tuesday.\n';
