@@ -24,10 +24,9 @@ import { decodeCursor, encodeCursor, wholeTurn } from './conversation-records.js
 import type { Redis } from 'ioredis';
 import type { ConversationMeta, NewTurn, Page, Turn } from './conversation.js';
 import { BastionError } from '../common/bastion-error.js';
-import { ConversationBusy, ConversationStoreUnavailable } from './conversation.errors.js';
+import { ConversationStoreUnavailable } from './conversation.errors.js';
 import type { ConversationStore, CreateConversation, TurnLockOptions } from './conversation.store.js';
-import { TurnQueue } from './turn-queue.js';
-import { delay } from '../common/delay.js';
+import { DEFAULT_LEASE_MS, TurnLeases, type LeaseStorage } from './turn-lease.js';
 
 export interface RedisConversationStoreOptions {
   /** How long a conversation lives after its last turn. */
@@ -94,8 +93,6 @@ type Scripts = Record<ScriptName, Script>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const PURGE_BATCH = 200;
-const RETRY_MIN_MS = 20;
-const RETRY_MAX_MS = 100;
 
 /**
  * close() stops this store's timers but does not quit the connection: the caller created it and may
@@ -103,13 +100,10 @@ const RETRY_MAX_MS = 100;
  */
 export class RedisConversationStore implements ConversationStore {
   readonly kind = 'redis' as const;
-  // In-process first, so waiters in one process queue in order instead of all polling Redis.
-  private readonly queue = new TurnQueue();
-  private readonly renewals = new Set<NodeJS.Timeout>();
+  private readonly leases: TurnLeases;
   private readonly now: () => number;
   private readonly retentionMs: number;
   private readonly prefix: string;
-  private readonly leaseMs: number;
   private readonly scripts: Scripts;
 
   constructor(
@@ -119,13 +113,13 @@ export class RedisConversationStore implements ConversationStore {
     this.now = options.now ?? Date.now;
     this.retentionMs = options.retentionMs;
     this.prefix = options.keyPrefix ?? 'bastion:';
-    this.leaseMs = options.lockLeaseMs ?? 30_000;
     redis.defineCommand('bastionConvAppend', { numberOfKeys: 4, lua: APPEND_LUA });
     redis.defineCommand('bastionConvDelete', { numberOfKeys: 4, lua: DELETE_LUA });
     redis.defineCommand('bastionConvPurgeOne', { numberOfKeys: 4, lua: PURGE_ONE_LUA });
     redis.defineCommand('bastionLockRenew', { numberOfKeys: 1, lua: RENEW_LUA });
     redis.defineCommand('bastionLockRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
     this.scripts = redis as unknown as Scripts;
+    this.leases = new TurnLeases(this.leaseStorage(), options.lockLeaseMs ?? DEFAULT_LEASE_MS);
   }
 
   async create(input: CreateConversation): Promise<ConversationMeta> {
@@ -231,28 +225,23 @@ export class RedisConversationStore implements ConversationStore {
     );
   }
 
-  async withTurnLock<T>(id: string, options: TurnLockOptions, fn: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + options.waitMs;
-    return this.queue.run(id, options, async () => {
-      const lock = this.key(`lock:${id}`);
-      const token = randomUUID();
-      // A lease, not a fence: a holder stalled past lockLeaseMs can lose it. Even then appendTurn numbers
-      // atomically, so turns stay whole and gapless; only their order could interleave.
-      await this.takeLock(lock, token, deadline, options.signal);
-      const renewal = setInterval(() => {
-        // A failed renewal is not fatal: the lease still runs, and the next tick tries again.
-        this.scripts.bastionLockRenew(lock, token, this.leaseMs).catch(() => undefined);
-      }, this.leaseMs / 3);
-      this.renewals.add(renewal);
-      try {
-        return await fn();
-      } finally {
-        clearInterval(renewal);
-        this.renewals.delete(renewal);
-        // If Redis is unreachable the lease expires on its own; fn's outcome matters more.
-        await this.scripts.bastionLockRelease(lock, token).catch(() => undefined);
-      }
-    });
+  withTurnLock<T>(id: string, options: TurnLockOptions, fn: () => Promise<T>): Promise<T> {
+    return this.leases.run(id, options, fn);
+  }
+
+  /** The lease as a key set NX with an expiry; only its holder's token may extend or delete it. */
+  private leaseStorage(): LeaseStorage {
+    const lock = (id: string) => this.key(`lock:${id}`);
+    return {
+      take: async (id, token, leaseMs) =>
+        (await reach(this.redis.set(lock(id), token, 'PX', leaseMs, 'NX'))) === 'OK',
+      renew: async (id, token, leaseMs) => {
+        await this.scripts.bastionLockRenew(lock(id), token, leaseMs);
+      },
+      release: async (id, token) => {
+        await this.scripts.bastionLockRelease(lock(id), token);
+      },
+    };
   }
 
   purgeExpired(now?: Date): Promise<number> {
@@ -283,25 +272,7 @@ export class RedisConversationStore implements ConversationStore {
   }
 
   async close(): Promise<void> {
-    for (const timer of this.renewals) clearInterval(timer);
-    this.renewals.clear();
-  }
-
-  /** SET NX with a lease, retried with jittered backoff until the deadline or the signal. */
-  private async takeLock(lock: string, token: string, deadline: number, signal?: AbortSignal): Promise<void> {
-    for (;;) {
-      signal?.throwIfAborted();
-      if ((await reach(this.redis.set(lock, token, 'PX', this.leaseMs, 'NX'))) === 'OK') {
-        if (!signal?.aborted) return;
-        // Aborted while the SET was in flight: give the lock straight back.
-        await this.scripts.bastionLockRelease(lock, token).catch(() => undefined);
-        signal.throwIfAborted();
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new ConversationBusy();
-      const jitter = RETRY_MIN_MS + Math.random() * (RETRY_MAX_MS - RETRY_MIN_MS);
-      await delay(Math.min(left, jitter), signal);
-    }
+    this.leases.close();
   }
 
   /** Up to count index entries strictly after position in (createdAt DESC, id DESC) order. */

@@ -5,9 +5,7 @@ import Database from 'better-sqlite3';
 import { decodeCursor, encodeCursor, wholeTurn } from './conversation-records.js';
 import type { ConversationMeta, NewTurn, Page, Turn } from './conversation.js';
 import type { ConversationStore, CreateConversation, TurnLockOptions } from './conversation.store.js';
-import { ConversationBusy } from './conversation.errors.js';
-import { TurnQueue } from './turn-queue.js';
-import { delay } from '../common/delay.js';
+import { DEFAULT_LEASE_MS, TurnLeases, type LeaseStorage } from './turn-lease.js';
 
 export interface SqliteConversationStoreOptions {
   /** How long a conversation lives after its last turn. */
@@ -55,9 +53,6 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 const BUSY_TIMEOUT_MS = 5_000;
-const DEFAULT_LEASE_MS = 30_000;
-const RETRY_MIN_MS = 20;
-const RETRY_MAX_MS = 100;
 
 interface ConversationRow {
   id: string;
@@ -87,12 +82,9 @@ interface TurnRow {
  */
 export class SqliteConversationStore implements ConversationStore {
   readonly kind = 'sqlite' as const;
-  // In-process first, so waiters in one process queue in order instead of all polling the file.
-  private readonly queue = new TurnQueue();
-  private readonly renewals = new Set<NodeJS.Timeout>();
+  private readonly leases: TurnLeases;
   private readonly now: () => number;
   private readonly retentionMs: number;
-  private readonly leaseMs: number;
   private readonly sql: Statements;
 
   private constructor(
@@ -101,8 +93,8 @@ export class SqliteConversationStore implements ConversationStore {
   ) {
     this.now = options.now ?? Date.now;
     this.retentionMs = options.retentionMs;
-    this.leaseMs = options.lockLeaseMs ?? DEFAULT_LEASE_MS;
     this.sql = prepareStatements(db);
+    this.leases = new TurnLeases(this.leaseStorage(), options.lockLeaseMs ?? DEFAULT_LEASE_MS);
   }
 
   /** Opens (creating if needed) the file and brings its schema up to date. */
@@ -215,52 +207,23 @@ export class SqliteConversationStore implements ConversationStore {
   }
 
   withTurnLock<T>(id: string, options: TurnLockOptions, fn: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + options.waitMs;
-    return this.queue.run(id, options, async () => {
-      const token = randomUUID();
-      // A lease, not a fence, as in the Redis store: a holder stalled past the lease can lose it, and even
-      // then appendTurn numbers turns in one write transaction, so they stay whole and gapless.
-      await this.takeLock(id, token, deadline, options.signal);
-      const renewal = setInterval(() => this.renewLock(id, token), this.leaseMs / 3);
-      this.renewals.add(renewal);
-      try {
-        return await fn();
-      } finally {
-        clearInterval(renewal);
-        this.renewals.delete(renewal);
-        this.releaseLock(id, token);
-      }
-    });
+    return this.leases.run(id, options, fn);
   }
 
-  /** Takes the lease if free or expired, polling with jittered backoff until the deadline or the signal. */
-  private async takeLock(id: string, token: string, deadline: number, signal?: AbortSignal): Promise<void> {
-    for (;;) {
-      signal?.throwIfAborted();
-      // Lease times use the real clock: the injected one moves conversations' retention, not locks.
-      const now = Date.now();
-      if (this.sql.lock.run({ id, token, now, expiresAt: now + this.leaseMs }).changes > 0) return;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new ConversationBusy();
-      const jitter = RETRY_MIN_MS + Math.random() * (RETRY_MAX_MS - RETRY_MIN_MS);
-      await delay(Math.min(left, jitter), signal);
-    }
-  }
-
-  private renewLock(id: string, token: string): void {
-    try {
-      this.sql.renewLock.run({ id, token, expiresAt: Date.now() + this.leaseMs });
-    } catch {
-      // Not fatal: the lease still runs, and the next tick tries again.
-    }
-  }
-
-  private releaseLock(id: string, token: string): void {
-    try {
-      if (this.db.open) this.sql.releaseLock.run({ id, token });
-    } catch {
-      // The lease expires on its own; fn's outcome matters more.
-    }
+  /** The lease as a row of turn_locks. Lease times use the real clock: the injected one moves retention. */
+  private leaseStorage(): LeaseStorage {
+    return {
+      take: async (id, token, leaseMs) => {
+        const now = Date.now();
+        return this.sql.lock.run({ id, token, now, expiresAt: now + leaseMs }).changes > 0;
+      },
+      renew: async (id, token, leaseMs) => {
+        this.sql.renewLock.run({ id, token, expiresAt: Date.now() + leaseMs });
+      },
+      release: async (id, token) => {
+        if (this.db.open) this.sql.releaseLock.run({ id, token });
+      },
+    };
   }
 
   async purgeExpired(now?: Date): Promise<number> {
@@ -274,8 +237,7 @@ export class SqliteConversationStore implements ConversationStore {
   }
 
   async close(): Promise<void> {
-    for (const timer of this.renewals) clearInterval(timer);
-    this.renewals.clear();
+    this.leases.close();
     if (this.db.open) this.db.close();
   }
 }
