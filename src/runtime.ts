@@ -14,6 +14,7 @@ import { openKeyStore } from './auth/key-store.factory.js';
 import { assembleAgent, type AgentParts } from './agent/agent.assembly.js';
 import { purgeEvery } from './conversations/conversation-retention.js';
 import { createConversationStore } from './conversations/conversation.store.factory.js';
+import { Gateway } from './gateway/gateway.js';
 import { ToolRegistry } from './tools/tool-registry.js';
 import { FileWatcher } from './workspace/file-watcher.js';
 import { Sandbox } from './workspace/sandbox.js';
@@ -44,6 +45,8 @@ export interface Runtime {
   keys?: ApiKeyStore;
   /** The SecureAgent and the conversations, unless agent.enabled is off. */
   agent?: AgentParts;
+  /** The upstream MCP servers whose tools join the registry (none unless configured). */
+  gateway: Gateway;
   /** Flushes the audit log and the traces and closes the connections, after the transports have stopped. */
   close(): Promise<void>;
 }
@@ -87,6 +90,9 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
   const agent = config.agent.enabled
     ? assembleAgent(config, registry, createConversationStore(config, redis), { metrics, audit, logger })
     : undefined;
+  const { maxResponseBytes } = config.workspace.limits;
+  const gateway = new Gateway(config.upstreams, { registry, logger, metrics, maxResponseBytes });
+  gateway.start();
   const stopPurge = agent
     ? purgeEvery(agent.store, config.conversations.purgeIntervalMs, logger)
     : () => undefined;
@@ -100,6 +106,7 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
       resources: new WorkspaceResources(),
       prompts: new WorkspacePrompts(),
       watcher: new FileWatcher(),
+      dynamicTools: gateway.size > 0,
     },
     metrics,
     audit,
@@ -107,8 +114,10 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
     ...(redis && { redis }),
     ...(keys && { keys }),
     ...(agent && { agent }),
+    gateway,
     async close() {
       stopPurge();
+      await gateway.close();
       await keys?.close();
       await agent?.store.close();
       await audit.close();
@@ -118,7 +127,6 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
   };
 }
 
-/** The audit log file: audit.file, or audit/audit.jsonl under the data directory. */
 /** The configured audit sink: the hash-chained file, or nothing when audit.enabled is off. */
 export function openAudit(config: BastionConfig): Promise<AuditSink> {
   if (!config.audit.enabled) return Promise.resolve(new NullAuditSink());

@@ -79,15 +79,17 @@ export class SecureAgent {
       turns: this.limits.historyTurns,
       tokens: this.limits.historyTokens,
     });
+    const tools = this.toolsFor(input.principal, input.readOnly);
     const request: ModelRequest = {
       model: choice.model,
       system: systemPrompt({
         readOnly: input.readOnly,
         dropped: window.dropped,
         maxToolCalls: this.limits.maxToolCalls,
+        otherServers: tools.some((t) => !this.registry.scopeOf(t.name)?.startsWith('files:')),
       }),
       messages: [...window.messages, { role: 'user', text: input.prompt }],
-      tools: this.toolsFor(input.principal, input.readOnly),
+      tools,
       maxOutputTokens: this.maxOutputTokens,
     };
     const turn = new TurnState(choice, input, this.limits);

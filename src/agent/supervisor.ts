@@ -67,9 +67,9 @@ export class Supervisor {
   }
 }
 
-/** The tools the agent may use: workspace tools, never the agent's own or administrative ones. */
+/** The tools the agent may use: workspace and upstream tools, never the agent's own or administrative ones. */
 export function isAgentTool(scope: string): boolean {
-  return scope === 'files:read' || scope === 'files:write';
+  return scope !== 'agent' && scope !== 'admin';
 }
 
 export class TurnSupervision {

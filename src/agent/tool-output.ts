@@ -39,6 +39,7 @@ export function renderResult(result: ToolResult): string {
         const { uri, mimeType, text } = block.resource;
         return text ?? `[binary resource ${uri}${mimeType ? ` (${mimeType})` : ''} omitted]`;
       }
+      if (block.type === 'resource_link') return `[resource link ${block.uri}]`;
       return `[${block.type} (${block.mimeType}, ${block.data.length} base64 characters) omitted]`;
     })
     .join('\n');

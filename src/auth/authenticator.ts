@@ -1,5 +1,6 @@
 import { getOAuthProtectedResourceMetadataUrl } from '@modelcontextprotocol/server';
 import type { BastionConfig } from '../config/config.schema.js';
+import { upstreamScopes } from '../config/upstreams.schema.js';
 import { parseKey, secretMatches } from './api-key.js';
 import { AuthFailure, ScopeFailure, type AuthFailureReason } from './auth.errors.js';
 import { JwtVerifier, TokenRejected } from './jwt-verifier.js';
@@ -31,7 +32,7 @@ export class Authenticator {
     this.mode = config.auth.mode;
     this.issuer = config.auth.oauth.issuer;
     this.readOnly = config.workspace.readOnly;
-    this.local = localPrincipal(config.workspace.readOnly, true);
+    this.local = localPrincipal(config.workspace.readOnly, true, upstreamScopes(config.upstreams));
     this.baseUrl = config.server.publicUrl ?? `http://${config.server.host}:${config.server.port}`;
     if (this.mode === 'api-key' && !keys && config.auth.keyStore !== 'file')
       throw new Error('The redis key store is opened by the runtime: pass it to the Authenticator.');

@@ -5,12 +5,12 @@ import { z } from 'zod';
 import { BastionError } from '../common/bastion-error.js';
 import type { BastionConfig } from '../config/config.schema.js';
 import { issueKey } from './api-key.js';
-import { SCOPES, type Scope } from './principal.js';
+import { isScope, SCOPE_NAMES, type Scope } from './principal.js';
 
 export const keyRecord = z.object({
   id: z.string().regex(/^[0-9a-f]{12}$/),
   client: z.string().min(1),
-  scopes: z.array(z.enum(SCOPES)),
+  scopes: z.array(z.string().refine(isScope, `expected ${SCOPE_NAMES}`)),
   workspace: z.string().min(1).optional(),
   tier: z.string().min(1),
   hash: z.string().regex(/^[0-9a-f]{64}$/),

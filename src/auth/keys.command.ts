@@ -7,7 +7,7 @@ import { keysFilePath } from './key-store.js';
 import { KeyStore, KeyStoreError, type ApiKeyStore, type KeyRecord } from './key-store.js';
 import { RedisKeyStore } from './key-store.redis.js';
 import { connectRedis } from '../store/redis-connection.js';
-import { isScope, SCOPES, type Scope } from './principal.js';
+import { isScope, SCOPE_NAMES, type Scope } from './principal.js';
 
 export interface KeysFlags {
   config?: string;
@@ -46,7 +46,7 @@ export function keysCommand(loadConfig: (flags: KeysFlags) => BastionConfig, out
       .command('create')
       .description('create a key and print it once, alone on the last line')
       .requiredOption('--client <name>', 'the client this key identifies')
-      .requiredOption('--scopes <list>', `comma-separated scopes (${SCOPES.join(', ')})`)
+      .requiredOption('--scopes <list>', `comma-separated scopes (${SCOPE_NAMES})`)
       .option('--workspace <dir>', 'bind the key to this workspace root')
       .option('--tier <name>', 'rate-limit tier (default: default)'),
   ).action(async (flags: CreateFlags) => {
@@ -117,8 +117,7 @@ function parseScopes(list: string): Scope[] {
     .map((s) => s.trim())
     .filter(Boolean);
   const unknown = names.filter((name) => !isScope(name));
-  if (unknown.length > 0)
-    throw new Error(`Unknown scope ${JSON.stringify(unknown[0])}: use ${SCOPES.join(', ')}.`);
+  if (unknown.length > 0) throw new Error(`Unknown scope ${JSON.stringify(unknown[0])}: use ${SCOPE_NAMES}.`);
   return names as Scope[];
 }
 

@@ -1,8 +1,19 @@
+/** The scopes of Bastion's own tools and routes. */
 export const SCOPES = ['files:read', 'files:write', 'agent', 'admin'] as const;
-export type Scope = (typeof SCOPES)[number];
+export type BuiltinScope = (typeof SCOPES)[number];
+/** The scope that guards the tools of one upstream MCP server, unless its config names another. */
+export type UpstreamScope = `upstream:${string}`;
+export type Scope = BuiltinScope | UpstreamScope;
+
+/** An upstream's name as it appears in its scope and metric labels. */
+export const UPSTREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+
+/** How scopes are spelled in errors and help. */
+export const SCOPE_NAMES = `${SCOPES.join(', ')} or upstream:<name>`;
 
 export function isScope(value: string): value is Scope {
-  return (SCOPES as readonly string[]).includes(value);
+  if ((SCOPES as readonly string[]).includes(value)) return true;
+  return value.startsWith('upstream:') && UPSTREAM_NAME.test(value.slice('upstream:'.length));
 }
 
 /** Who is calling: every tool call carries one, whatever the transport. */
@@ -23,9 +34,14 @@ export interface Principal {
 /**
  * The principal of a server without authentication (loopback only) or of a stdio connection: the person at
  * this machine. Over HTTP it also holds admin, since anyone who can reach a loopback-only server is local.
+ * It holds the scopes of the configured upstreams too: the operator configured them for this person.
  */
-export function localPrincipal(readOnly: boolean, admin = false): Principal {
-  const scopes: Scope[] = ['files:read', 'agent'];
+export function localPrincipal(
+  readOnly: boolean,
+  admin = false,
+  upstreams: readonly UpstreamScope[] = [],
+): Principal {
+  const scopes: Scope[] = ['files:read', 'agent', ...upstreams];
   if (!readOnly) scopes.push('files:write');
   if (admin) scopes.push('admin');
   return { id: 'local', kind: 'local', scopes: new Set(scopes), tier: 'default' };

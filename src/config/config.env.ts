@@ -82,7 +82,7 @@ export const STANDARD_ENV_KEYS: Readonly<Record<string, string>> = {
 };
 
 /** Variables read by the loader itself rather than mapped onto a key. */
-export const LOADER_ENV = ['BASTION_CONFIG'] as const;
+export const LOADER_ENV = ['BASTION_CONFIG', 'BASTION_UPSTREAMS'] as const;
 
 /** Variables of Bastion's client commands (`bastion chat`): not server config, so the loader leaves them be. */
 export const CLIENT_ENV = ['BASTION_URL', 'BASTION_API_KEY'] as const;

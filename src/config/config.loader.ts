@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { CLIENT_ENV, ENV_KEYS, LOADER_ENV, STANDARD_ENV_KEYS } from './config.env.js';
 import { ConfigError } from './config.errors.js';
 import { configSchema, type BastionConfig } from './config.schema.js';
+import { expandUpstreamVariables, readUpstreamsFile } from './upstreams-file.js';
 
 type Tree = Record<string, unknown>;
 
@@ -34,7 +35,10 @@ function isServiceLink(name: string, value: string): boolean {
   );
 }
 
-/** Builds the config: defaults < config file < BASTION_* environment < overrides; validated once. */
+/**
+ * Builds the config: defaults < config file < BASTION_* environment < overrides; validated once. Upstream
+ * MCP servers come from their own file (config/mcp.json or BASTION_UPSTREAMS) or the config's `upstreams`.
+ */
 export function loadConfig(options: LoadConfigOptions = {}): BastionConfig {
   const env = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
@@ -43,6 +47,11 @@ export function loadConfig(options: LoadConfigOptions = {}): BastionConfig {
   const file =
     options.file ?? env.BASTION_CONFIG ?? DEFAULT_FILES.map((f) => path.join(cwd, f)).find(existsSync);
   const tree: Tree = file ? readConfigFile(path.resolve(cwd, file), problems) : {};
+  const upstreams = readUpstreamsFile(env, cwd, problems);
+  if (upstreams && tree.upstreams !== undefined)
+    problems.push(`upstreams: set in ${path.basename(upstreams.file)} and in the config file; keep one`);
+  else if (upstreams) tree.upstreams = upstreams.servers;
+  expandUpstreamVariables(tree.upstreams, env, problems);
 
   for (const [name, key] of Object.entries(STANDARD_ENV_KEYS)) {
     const value = env[name];
@@ -123,6 +132,8 @@ interface Issue {
   code: string;
   message: string;
   keys?: string[];
+  /** What was wrong with a record key (invalid_key). */
+  issues?: Array<{ message: string }>;
 }
 
 // Messages name the key and what was expected; zod's own text never repeats the received value.
@@ -132,5 +143,6 @@ function describeIssue(issue: Issue): string {
     const prefix = issue.path.length ? `${key}.` : '';
     return (issue.keys ?? []).map((k) => `${prefix}${k}: unknown key`).join('; ');
   }
+  if (issue.code === 'invalid_key' && issue.issues?.[0]) return `${key}: ${issue.issues[0].message}`;
   return `${key}: ${issue.message}`;
 }

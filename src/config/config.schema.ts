@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { SCOPES } from '../auth/principal.js';
+import { isScope, SCOPE_NAMES } from '../auth/principal.js';
+import { upstreamsSchema } from './upstreams.schema.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -113,7 +114,9 @@ export const configSchema = z
             /** The claim holding the token's scopes (a space-separated string or an array). */
             scopeClaim: z.string().min(1).default('scope'),
             /** Token scopes to Bastion scopes; a token scope named like a Bastion scope maps to itself. */
-            scopeMap: z.record(z.string(), z.array(z.enum(SCOPES))).default({}),
+            scopeMap: z
+              .record(z.string(), z.array(z.string().refine(isScope, `expected ${SCOPE_NAMES}`)))
+              .default({}),
           })
           .strict()
           .prefault({}),
@@ -362,6 +365,8 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Upstream MCP servers whose tools Bastion offers through its own door (config/mcp.json). */
+    upstreams: upstreamsSchema,
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -49,6 +49,7 @@ export class McpHttpService {
    * watcher counts one listener added twice as one). Only URIs of files that could be watched are kept.
    */
   private readonly publishers = new Map<string, () => void>();
+  private readonly stopAnnouncing: () => void;
 
   constructor(private readonly runtime: Runtime) {
     const { config, logger } = runtime;
@@ -61,6 +62,8 @@ export class McpHttpService {
         onerror: (error) => logger.debug({ err: error }, 'mcp request rejected'),
       },
     );
+    // 2026-07-28 listen streams that asked for tool-list changes hear when an upstream comes or goes.
+    this.stopAnnouncing = runtime.surface.registry.onChange(() => this.handler.notify.toolsChanged());
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown, caller: Caller): Promise<void> {
@@ -80,6 +83,7 @@ export class McpHttpService {
   }
 
   close(): Promise<void> {
+    this.stopAnnouncing();
     return this.handler.close();
   }
 

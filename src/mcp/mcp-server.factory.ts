@@ -25,17 +25,21 @@ export interface McpSurface {
   resources: WorkspaceResources;
   prompts: WorkspacePrompts;
   watcher: FileWatcher;
+  /** Tools come and go at run time (upstreams are configured): servers that can tell clients say so. */
+  dynamicTools: boolean;
 }
 
 // Lists differ by principal, so they may be cached by the requesting client only (2026-07-28 caching hints).
-const CACHE_HINTS = {
-  'tools/list': { ttlMs: 60_000, cacheScope: 'private' },
-  'prompts/list': { ttlMs: 60_000, cacheScope: 'private' },
-  'resources/templates/list': { ttlMs: 60_000, cacheScope: 'private' },
-  'resources/list': { ttlMs: 5_000, cacheScope: 'private' },
-  'resources/read': { ttlMs: 0, cacheScope: 'private' },
-  'server/discover': { ttlMs: 60_000, cacheScope: 'private' },
-} as const;
+// With upstreams, the tool list follows their health: kept briefly, like the resource list.
+const cacheHints = (dynamicTools: boolean) =>
+  ({
+    'tools/list': { ttlMs: dynamicTools ? 5_000 : 60_000, cacheScope: 'private' },
+    'prompts/list': { ttlMs: 60_000, cacheScope: 'private' },
+    'resources/templates/list': { ttlMs: 60_000, cacheScope: 'private' },
+    'resources/list': { ttlMs: 5_000, cacheScope: 'private' },
+    'resources/read': { ttlMs: 0, cacheScope: 'private' },
+    'server/discover': { ttlMs: 60_000, cacheScope: 'private' },
+  }) as const;
 
 /**
  * Builds the SDK's protocol server for one serving unit. Everything heavy (schemas, descriptors) was built
@@ -47,9 +51,9 @@ export function createMcpServer(
   updates: ResourceUpdates = 'none',
 ): Server {
   const server = new Server(SERVER_INFO, {
-    capabilities: serverCapabilities(updates),
+    capabilities: serverCapabilities(updates, surface.dynamicTools),
     instructions: SERVER_INSTRUCTIONS,
-    cacheHints: CACHE_HINTS,
+    cacheHints: cacheHints(surface.dynamicTools),
   });
   const { registry, resources, prompts } = surface;
 

@@ -26,10 +26,13 @@ export const SERVER_INSTRUCTIONS =
  */
 export type ResourceUpdates = 'subscribe' | 'listen' | 'none';
 
-/** What every Bastion MCP server declares; only resource subscriptions depend on the transport. */
-export function serverCapabilities(updates: ResourceUpdates) {
+/**
+ * What every Bastion MCP server declares. Resource subscriptions depend on the transport; tool-list changes
+ * are announced where tools come and go (upstreams) and the transport has a channel to tell the client on.
+ */
+export function serverCapabilities(updates: ResourceUpdates, dynamicTools = false) {
   return {
-    tools: { listChanged: false },
+    tools: { listChanged: dynamicTools && updates !== 'none' },
     resources: { listChanged: false, subscribe: updates !== 'none' },
     prompts: { listChanged: false },
     completions: {},

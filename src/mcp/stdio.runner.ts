@@ -5,7 +5,8 @@ import { serveStdio, type StdioServerHandle } from '@modelcontextprotocol/server
 import { localPrincipal } from '../auth/principal.js';
 import type { Runtime } from '../runtime.js';
 import type { Sandbox } from '../workspace/sandbox.js';
-import { createMcpServer, type ServingContext } from './mcp-server.factory.js';
+import { upstreamScopes } from '../config/upstreams.schema.js';
+import { createMcpServer, type McpSurface, type ServingContext } from './mcp-server.factory.js';
 
 /**
  * MCP over stdio for local clients (Claude Desktop, Cursor). stdout carries protocol bytes only; logs go to
@@ -16,7 +17,7 @@ export function runStdio(runtime: Runtime): StdioServerHandle {
   return serveStdio(
     () => {
       const serving: ServingContext = {
-        principal: localPrincipal(config.workspace.readOnly),
+        principal: localPrincipal(config.workspace.readOnly, false, upstreamScopes(config.upstreams)),
         sandbox,
         logger,
       };
@@ -35,11 +36,23 @@ export function runStdio(runtime: Runtime): StdioServerHandle {
         }
       };
       server.oninitialized = () => void applyRoots();
+      announceToolChanges(server, surface);
       server.setNotificationHandler('notifications/roots/list_changed', () => applyRoots());
       return server as Server;
     },
     { onerror: (error) => logger.debug({ err: error }, 'stdio error') },
   );
+}
+
+/** Tells the client on this connection each time the tool list changes (an upstream came or went). */
+function announceToolChanges(server: Server, surface: McpSurface): void {
+  if (!surface.dynamicTools) return;
+  const stop = surface.registry.onChange(() => void server.sendToolListChanged().catch(() => undefined));
+  const previous = server.onclose;
+  server.onclose = () => {
+    stop();
+    previous?.();
+  };
 }
 
 /**

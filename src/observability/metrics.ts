@@ -78,6 +78,38 @@ export class Metrics {
     ['provider'],
   );
 
+  readonly upstreamCalls = this.counter(
+    'upstream_calls_total',
+    'Calls to upstream MCP servers by upstream and outcome (ok, tool_error, upstream_timeout, upstream_failed, upstream_unavailable, too_large, invalid_arguments, cancelled).',
+    ['upstream', 'outcome'],
+  );
+  readonly upstreamDuration = this.histogram(
+    'upstream_call_duration_seconds',
+    'Duration of calls to upstream MCP servers, retries included, by upstream.',
+    ['upstream'],
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  );
+  readonly upstreamUp = this.labelledGauge(
+    'upstream_up',
+    'Whether an upstream MCP server is connected (1) or not (0).',
+    ['upstream'],
+  );
+  readonly upstreamCircuitOpen = this.labelledGauge(
+    'upstream_circuit_open',
+    'Whether the circuit breaker of an upstream MCP server is open (1: its tools are hidden) or not (0).',
+    ['upstream'],
+  );
+  readonly upstreamRestarts = this.counter(
+    'upstream_restarts_total',
+    'Times an upstream connection ended or stopped answering and was started again.',
+    ['upstream'],
+  );
+  readonly upstreamTools = this.labelledGauge(
+    'upstream_tools',
+    'Tools offered from an upstream MCP server.',
+    ['upstream'],
+  );
+
   private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
     return this.existing<Counter<L>>(name) ?? new Counter({ name: METRIC_PREFIX + name, help, labelNames });
   }

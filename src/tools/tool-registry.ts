@@ -6,7 +6,7 @@ import { SandboxRefusal } from '../workspace/sandbox.errors.js';
 import { Tracing } from '../observability/tracing.js';
 import { jsonBytes } from './json-bytes.js';
 import type { Tool, ToolAnnotations, ToolContext, ToolResult } from './tool.js';
-import { InvalidToolCall, ToolRefusal } from './tool.errors.js';
+import { InvalidToolCall, ToolFailure, ToolRefusal } from './tool.errors.js';
 
 /** A tool as clients see it in tools/list. */
 export interface ToolDescriptor {
@@ -43,6 +43,12 @@ interface Entry {
   descriptor: ToolDescriptor;
 }
 
+/** What replacing a group of tools did: the names now offered, and those refused as already taken. */
+export interface GroupChange {
+  added: string[];
+  clashes: string[];
+}
+
 /**
  * The catalogue of tools and the one door every call goes through, whoever the caller:
  * lookup -> authorization (scope) -> validation (schema) -> handler (sandbox) -> response cap -> observers.
@@ -50,8 +56,11 @@ interface Entry {
  */
 export class ToolRegistry {
   private readonly entries = new Map<string, Entry>();
-  private readonly listCache = new Map<string, ToolDescriptor[]>();
+  private readonly listCache = new Map<string, Entry[]>();
   private readonly observers: CallObserver[] = [];
+  /** The tool names of each group registered at run time (an upstream's tools). */
+  private readonly groups = new Map<string, string[]>();
+  private readonly changeListeners = new Set<() => void>();
 
   constructor(
     tools: readonly Tool[],
@@ -68,21 +77,50 @@ export class ToolRegistry {
     this.listCache.clear();
   }
 
+  /**
+   * Puts a group's tools in place of the ones it had (an upstream's tools after it connects or changes them).
+   * A name another tool already holds is not taken over: it is reported as a clash.
+   */
+  replaceGroup(group: string, tools: readonly Tool[]): GroupChange {
+    for (const name of this.groups.get(group) ?? []) this.entries.delete(name);
+    const change: GroupChange = { added: [], clashes: [] };
+    for (const tool of tools) {
+      if (this.entries.has(tool.name)) change.clashes.push(tool.name);
+      else {
+        this.entries.set(tool.name, { tool, descriptor: describe(tool) });
+        change.added.push(tool.name);
+      }
+    }
+    this.groups.set(group, change.added);
+    this.changed();
+    return change;
+  }
+
+  /** Says the lists changed (tools replaced, or some became available or unavailable): listeners are told. */
+  changed(): void {
+    this.listCache.clear();
+    for (const listener of this.changeListeners) listener();
+  }
+
+  /** Calls `listener` after each change to the lists, until the returned function is called. */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
   observe(observer: CallObserver): void {
     this.observers.push(observer);
   }
 
-  /** The tools this principal may call. */
+  /** The tools this principal may call, less those that cannot be called now. */
   list(principal: Principal): ToolDescriptor[] {
     const key = [...principal.scopes].sort().join(',');
     let list = this.listCache.get(key);
     if (!list) {
-      list = [...this.entries.values()]
-        .filter((e) => principal.scopes.has(e.tool.scope))
-        .map((e) => e.descriptor);
+      list = [...this.entries.values()].filter((e) => principal.scopes.has(e.tool.scope));
       this.listCache.set(key, list);
     }
-    return list;
+    return list.filter((e) => e.tool.available?.() !== false).map((e) => e.descriptor);
   }
 
   has(name: string): boolean {
@@ -174,6 +212,10 @@ export class ToolRegistry {
       }
       if (ctx.signal.aborted)
         return finish(errorResult(`${name} was cancelled or timed out.`), 'refused', 'aborted');
+      if (error instanceof ToolFailure) {
+        ctx.logger.warn({ tool: name, code: error.code, requestId: ctx.requestId }, error.message);
+        return finish(errorResult(error.message), 'error', error.code);
+      }
       ctx.logger.error({ err: error, tool: name, requestId: ctx.requestId }, 'tool failed');
       const code = error instanceof BastionError ? error.code : 'internal';
       return finish(
@@ -194,10 +236,11 @@ function describe(tool: Tool): ToolDescriptor {
     name: tool.name,
     title: tool.title,
     description: tool.description,
-    inputSchema: jsonSchema(tool.input, 'input'),
+    inputSchema: tool.schemas?.input ?? jsonSchema(tool.input, 'input'),
     annotations: { title: tool.title, ...tool.annotations },
   };
-  if (tool.output) descriptor.outputSchema = jsonSchema(tool.output, 'output');
+  const output = tool.schemas ? tool.schemas.output : tool.output && jsonSchema(tool.output, 'output');
+  if (output) descriptor.outputSchema = output;
   return descriptor;
 }
 
@@ -239,6 +282,7 @@ function responseBytes(result: ToolResult): number {
   for (const block of result.content) {
     if (block.type === 'text') bytes += Buffer.byteLength(block.text);
     else if (block.type === 'resource') bytes += (block.resource.blob ?? block.resource.text ?? '').length;
+    else if (block.type === 'resource_link') bytes += jsonBytes(block);
     else bytes += block.data.length;
   }
   return bytes;

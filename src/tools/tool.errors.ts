@@ -13,3 +13,9 @@ export class InvalidToolCall extends BastionError {
 
 /** The tool ran (or was checked) and refuses: answered as a tool result with isError. */
 export class ToolRefusal extends BastionError {}
+
+/**
+ * The tool could not do its work for a reason outside the caller's control (an upstream server failed or
+ * timed out): answered as a tool result with isError and this message, and counted as an error.
+ */
+export class ToolFailure extends BastionError {}

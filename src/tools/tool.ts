@@ -33,7 +33,8 @@ export interface ToolContext {
 export type ContentBlock =
   | { type: 'text'; text: string }
   | { type: 'image' | 'audio'; data: string; mimeType: string }
-  | { type: 'resource'; resource: { uri: string; mimeType?: string; blob?: string; text?: string } };
+  | { type: 'resource'; resource: { uri: string; mimeType?: string; blob?: string; text?: string } }
+  | { type: 'resource_link'; uri: string; name: string; mimeType?: string; description?: string };
 
 export interface ToolResult {
   content: ContentBlock[];
@@ -51,6 +52,10 @@ export interface Tool<I extends z.ZodType = z.ZodType> {
   input: I;
   /** Shape of structuredContent, when the result is data. */
   output?: z.ZodType;
+  /** JSON Schemas shown to clients as they are (an upstream's own), instead of ones derived from the above. */
+  schemas?: { input: Record<string, unknown>; output?: Record<string, unknown> };
+  /** False while the tool cannot be called (its upstream is down): it is left out of lists meanwhile. */
+  available?: () => boolean;
   handler(args: z.output<I>, ctx: ToolContext): Promise<ToolResult>;
 }
 

@@ -15,11 +15,8 @@ import type {
 import { AnthropicProvider } from '../../src/agent/providers/anthropic.provider.js';
 import { OpenAIProvider } from '../../src/agent/providers/openai.provider.js';
 import { ProviderError } from '../../src/agent/providers/provider.errors.js';
-import {
-  ResilientProvider,
-  type CircuitStateName,
-  type ResilienceOptions,
-} from '../../src/agent/providers/resilient-provider.js';
+import { ResilientProvider, type ResilienceOptions } from '../../src/agent/providers/resilient-provider.js';
+import type { CircuitStateName } from '../../src/common/circuit-state.js';
 import { FakeModelServer, type WireFormat } from '../support/fake-model-server.js';
 
 const KEY = 'sk-test-key-0123';

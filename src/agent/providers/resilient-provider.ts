@@ -1,7 +1,8 @@
 import { formatMs } from '../../common/duration.js';
+import { settleOnAbort } from '../../common/settle-on-abort.js';
+import { circuitStateName as stateName, type CircuitStateName } from '../../common/circuit-state.js';
 import {
   BrokenCircuitError,
-  CircuitState,
   ConsecutiveBreaker,
   DelegateBackoff,
   TimeoutStrategy,
@@ -16,8 +17,6 @@ import {
 } from 'cockatiel';
 import type { ModelProvider, ModelReply, ModelRequest } from '../model-provider.js';
 import { ProviderError } from './provider.errors.js';
-
-export type CircuitStateName = 'closed' | 'open' | 'half-open';
 
 /** The `agent.resilience` settings. */
 export interface ResilienceOptions {
@@ -150,26 +149,4 @@ export class ResilientProvider implements ModelProvider {
       { provider: this.name, retryAfterMs: remaining },
     );
   }
-}
-
-function stateName(state: CircuitState): CircuitStateName | undefined {
-  switch (state) {
-    case CircuitState.Closed:
-      return 'closed';
-    case CircuitState.Open:
-      return 'open';
-    case CircuitState.HalfOpen:
-      return 'half-open';
-    default:
-      // Isolated: held open by hand, which Bastion never does.
-      return undefined;
-  }
-}
-
-function settleOnAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

@@ -1,0 +1,164 @@
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import {
+  Client,
+  StreamableHTTPClientTransport,
+  type CallToolResult,
+  type Tool as McpTool,
+  type Transport,
+} from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import type { Logger } from 'pino';
+import type { UpstreamConfig } from '../config/upstreams.schema.js';
+import { VERSION } from '../mcp/server-info.js';
+import { cappedFetch } from './capped-fetch.js';
+
+export interface ConnectionOptions {
+  logger: Logger;
+  /** The largest message accepted from the upstream; a larger one ends the connection. */
+  maxMessageBytes: number;
+  /** Time the handshake may take. */
+  timeoutMs: number;
+  /** Told once when the connection ends without close() (the process exited, the transport failed). */
+  onClosed?: (reason: string) => void;
+  /** Told when the upstream says its tools changed. */
+  onToolsChanged?: () => void;
+}
+
+export interface CallOptions {
+  signal: AbortSignal;
+  timeoutMs: number;
+  onprogress?: (progress: { progress: number; total?: number; message?: string }) => void;
+}
+
+/** Lines of an upstream's stderr kept in the log: enough to see why it failed, not a flood. */
+const MAX_STDERR_LINE = 500;
+
+/**
+ * One MCP client connected to an upstream: a child process over stdio, or a Streamable HTTP session. The
+ * caller's credentials never reach it: it sends only what the upstream's config gives (its env and headers).
+ */
+export class UpstreamConnection {
+  /** Calls waiting for an answer on this connection. */
+  inFlight = 0;
+  private closing = false;
+  private closeReason?: string;
+
+  private constructor(
+    private readonly client: Client,
+    private readonly transport: Transport,
+  ) {}
+
+  static async open(config: UpstreamConfig, options: ConnectionOptions): Promise<UpstreamConnection> {
+    const transport = createTransport(config, options);
+    const client = new Client(
+      { name: 'bastion', version: VERSION },
+      {
+        listChanged: {
+          tools: { autoRefresh: false, onChanged: () => options.onToolsChanged?.() },
+        },
+      },
+    );
+    const connection = new UpstreamConnection(client, transport);
+    transport.onerror = (error) => connection.noteError(error, options.logger);
+    client.onclose = () => connection.closed(options.onClosed);
+    try {
+      await client.connect(transport, { timeout: options.timeoutMs });
+    } catch (error) {
+      await connection.close();
+      throw error;
+    }
+    return connection;
+  }
+
+  /** The process id of a stdio upstream. */
+  get pid(): number | undefined {
+    return this.transport instanceof StdioClientTransport ? (this.transport.pid ?? undefined) : undefined;
+  }
+
+  /** The server's name and version as it reported them. */
+  get server(): { name: string; version: string } | undefined {
+    return this.client.getServerVersion();
+  }
+
+  /** Why the connection ended, once it has. */
+  get endedBecause(): string | undefined {
+    return this.closeReason;
+  }
+
+  async listTools(timeoutMs: number): Promise<McpTool[]> {
+    return (await this.client.listTools(undefined, { timeout: timeoutMs, cacheMode: 'bypass' })).tools;
+  }
+
+  async ping(timeoutMs: number): Promise<void> {
+    await this.client.ping({ timeout: timeoutMs });
+  }
+
+  /**
+   * Calls a tool. The result is the upstream's as the SDK parsed it (output schemas are not checked here:
+   * compiling an upstream's schema is left to the client that asked). Aborting the signal sends
+   * notifications/cancelled upstream, and so does the timeout.
+   */
+  async call(name: string, args: unknown, options: CallOptions): Promise<CallToolResult> {
+    this.inFlight += 1;
+    try {
+      return (await this.client.request(
+        { method: 'tools/call', params: { name, arguments: args as Record<string, unknown> } },
+        {
+          signal: options.signal,
+          timeout: options.timeoutMs,
+          ...(options.onprogress && { onprogress: options.onprogress }),
+        },
+      )) as CallToolResult;
+    } finally {
+      this.inFlight -= 1;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.client.close().catch(() => undefined);
+  }
+
+  private noteError(error: Error, logger: Logger): void {
+    if (/exceeded maximum size/.test(error.message)) this.closeReason = 'sent a message over the size limit';
+    logger.debug({ err: error }, 'upstream transport error');
+  }
+
+  private closed(onClosed: ConnectionOptions['onClosed']): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.closeReason ??= this.transport instanceof StdioClientTransport ? 'exited' : 'closed the connection';
+    onClosed?.(this.closeReason);
+  }
+}
+
+function createTransport(config: UpstreamConfig, options: ConnectionOptions): Transport {
+  if (config.type === 'http') {
+    return new StreamableHTTPClientTransport(new URL(config.url as string), {
+      requestInit: { headers: config.headers },
+      fetch: cappedFetch(options.maxMessageBytes),
+      // Headers carry the upstream's credentials: they go to its origin only.
+      redirectPolicy: 'same-origin',
+    });
+  }
+  const transport = new StdioClientTransport({
+    command: config.command as string,
+    args: config.args,
+    env: config.env,
+    ...(config.cwd && { cwd: config.cwd }),
+    stderr: 'pipe',
+    maxBufferSize: options.maxMessageBytes,
+  });
+  logLines(transport.stderr as Readable | null, options.logger);
+  return transport;
+}
+
+/** The upstream's stderr, line by line, into Bastion's log (at debug: upstreams are chatty). */
+function logLines(stream: Readable | null, logger: Logger): void {
+  if (!stream) return;
+  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  lines.on('line', (line) => {
+    if (line.trim()) logger.debug({ stderr: line.slice(0, MAX_STDERR_LINE) }, 'upstream stderr');
+  });
+}

@@ -1,0 +1,154 @@
+import type { CallToolResult, Tool as McpTool } from '@modelcontextprotocol/client';
+import { z } from 'zod';
+import type { UpstreamConfig } from '../config/upstreams.schema.js';
+import { jsonBytes } from '../tools/json-bytes.js';
+import type { ContentBlock, Tool, ToolAnnotations, ToolContext, ToolResult } from '../tools/tool.js';
+
+/** Names every model API and MCP client accepts. */
+const TOOL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** An upstream offers at most this many tools; more is a misconfiguration or an attack on the model's context. */
+export const MAX_UPSTREAM_TOOLS = 256;
+const MAX_DESCRIPTION_CHARS = 2_048;
+const MAX_SCHEMA_BYTES = 64 * 1024;
+
+/** A tool the upstream listed that is not offered, and why. */
+export interface SkippedTool {
+  name: string;
+  reason: string;
+}
+
+/** What the gateway calls for a tool: the upstream's own name, with the tool's hints for retries. */
+export type UpstreamCall = (
+  name: string,
+  args: unknown,
+  ctx: ToolContext,
+  hints: ToolAnnotations,
+) => Promise<ToolResult>;
+
+/**
+ * The tools of an upstream as Bastion offers them: the allow and deny lists applied, the name prefixed, the
+ * upstream's schemas shown as they are, and every call handed to `call` after the door's checks.
+ */
+export function upstreamTools(
+  config: UpstreamConfig,
+  listed: readonly McpTool[],
+  call: UpstreamCall,
+  available: () => boolean,
+): { tools: Tool[]; skipped: SkippedTool[] } {
+  const tools: Tool[] = [];
+  const skipped: SkippedTool[] = [];
+  const { allow, deny } = config.tools;
+  for (const tool of listed) {
+    if ((allow && !allow.includes(tool.name)) || deny.includes(tool.name)) continue;
+    const name = `${config.prefix}${tool.name}`;
+    const reason =
+      tools.length >= MAX_UPSTREAM_TOOLS
+        ? `more than ${MAX_UPSTREAM_TOOLS} tools`
+        : !TOOL_NAME.test(name)
+          ? 'the name, with its prefix, is not 1-64 letters, digits, _ or -'
+          : jsonBytes(tool.inputSchema) + jsonBytes(tool.outputSchema ?? {}) > MAX_SCHEMA_BYTES
+            ? `its schemas are over ${MAX_SCHEMA_BYTES} bytes`
+            : undefined;
+    if (reason) {
+      skipped.push({ name: tool.name, reason });
+      continue;
+    }
+    const annotations = hintsOf(tool);
+    tools.push({
+      name,
+      title: (tool.title ?? tool.annotations?.title ?? tool.name).slice(0, 200),
+      description: (tool.description ?? '').slice(0, MAX_DESCRIPTION_CHARS),
+      scope: config.scope,
+      annotations,
+      input: inputValidator(tool.inputSchema),
+      schemas: {
+        input: tool.inputSchema as Record<string, unknown>,
+        ...(tool.outputSchema && { output: tool.outputSchema as Record<string, unknown> }),
+      },
+      available,
+      handler: (args, ctx) => call(tool.name, args, ctx, annotations),
+    });
+  }
+  return { tools, skipped };
+}
+
+/** The upstream's hints, with the protocol's defaults where it gave none (assume the worst). */
+function hintsOf(tool: McpTool): ToolAnnotations {
+  const given = tool.annotations ?? {};
+  return {
+    readOnlyHint: given.readOnlyHint ?? false,
+    destructiveHint: given.destructiveHint ?? true,
+    idempotentHint: given.idempotentHint ?? false,
+    openWorldHint: given.openWorldHint ?? true,
+  };
+}
+
+/**
+ * Checks arguments against the upstream's input schema at the door: types, required properties, enums,
+ * bounds. Regular expressions (`pattern`) are left to the upstream: an untrusted pattern must not run here,
+ * where it could stall the event loop. A schema zod cannot read leaves the check to the upstream as well.
+ */
+export function inputValidator(schema: unknown): z.ZodType {
+  let check: z.ZodType;
+  try {
+    check = z.fromJSONSchema(withoutPatterns(schema) as Parameters<typeof z.fromJSONSchema>[0]);
+  } catch {
+    check = z.record(z.string(), z.unknown());
+  }
+  // The arguments go upstream as the caller sent them: checked, never rewritten (no defaults, no stripping).
+  return z.unknown().superRefine((args, ctx) => {
+    const parsed = check.safeParse(args);
+    if (parsed.success) return;
+    for (const issue of parsed.error.issues)
+      ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+  });
+}
+
+function withoutPatterns(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withoutPatterns);
+  if (typeof schema !== 'object' || schema === null) return schema;
+  const copy: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schema)) {
+    if (key === 'pattern' || key === 'patternProperties') continue;
+    copy[key] =
+      key === 'properties' || key === '$defs' || key === 'definitions'
+        ? Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, withoutPatterns(v)]))
+        : withoutPatterns(value);
+  }
+  return copy;
+}
+
+/** An upstream's result as Bastion returns it: known content kept, the rest named, nothing else carried. */
+export function toolResultOf(result: CallToolResult): ToolResult {
+  const out: ToolResult = { content: (result.content ?? []).map(contentBlock) };
+  const structured = result.structuredContent;
+  if (typeof structured === 'object' && structured !== null && !Array.isArray(structured))
+    out.structuredContent = structured as Record<string, unknown>;
+  if (result.isError) out.isError = true;
+  return out;
+}
+
+function contentBlock(block: CallToolResult['content'][number]): ContentBlock {
+  switch (block.type) {
+    case 'text':
+      return { type: 'text', text: block.text };
+    case 'image':
+    case 'audio':
+      return { type: block.type, data: block.data, mimeType: block.mimeType };
+    case 'resource':
+      return {
+        type: 'resource',
+        resource: block.resource as Extract<ContentBlock, { type: 'resource' }>['resource'],
+      };
+    case 'resource_link':
+      return {
+        type: 'resource_link',
+        uri: block.uri,
+        name: block.name,
+        ...(block.mimeType && { mimeType: block.mimeType }),
+        ...(block.description && { description: block.description }),
+      };
+    default:
+      return { type: 'text', text: `[${String((block as { type: unknown }).type)} content omitted]` };
+  }
+}
