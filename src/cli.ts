@@ -5,6 +5,7 @@ import { backupCommand, restoreCommand } from './backup/backup.command.js';
 import { chatCommand } from './chat/chat.command.js';
 import { ConfigError } from './config/config.errors.js';
 import { loadConfig } from './config/config.loader.js';
+import { doctorCommand } from './health/doctor.command.js';
 import { VERSION } from './mcp/server-info.js';
 import { auditCommand } from './observability/audit.command.js';
 import type { CommonFlags, ServeFlags } from './serving.js';
@@ -66,6 +67,13 @@ program.addCommand(
 program.addCommand(auditCommand((line) => process.stdout.write(`${line}\n`)));
 
 program.addCommand(chatCommand());
+
+program.addCommand(
+  doctorCommand(
+    (flags) => loadConfig(flags.config ? { file: flags.config } : {}),
+    (line) => process.stdout.write(`${line}\n`),
+  ),
+);
 
 program.addCommand(backupCommand((line) => process.stdout.write(`${line}\n`)));
 

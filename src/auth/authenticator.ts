@@ -5,7 +5,7 @@ import { parseKey, secretMatches } from './api-key.js';
 import { AuthFailure, ScopeFailure, type AuthFailureReason } from './auth.errors.js';
 import { JwtVerifier, TokenRejected } from './jwt-verifier.js';
 import { KeyStore, keysFilePath, type ApiKeyStore } from './key-store.js';
-import { localPrincipal, type Principal, type Scope } from './principal.js';
+import { localPrincipal, SCOPES, type Principal, type Scope } from './principal.js';
 
 export type AuthMode = BastionConfig['auth']['mode'];
 
@@ -26,13 +26,17 @@ export class Authenticator {
   private readonly local: Principal;
   private readonly observers: AuthFailureObserver[] = [];
   private baseUrl: string;
+  /** The scopes a token may carry: Bastion's own and those of the configured upstreams. */
+  readonly scopesSupported: readonly Scope[];
 
   /** `keys`: the runtime's key store (required for the redis store); by default the keys file. */
   constructor(config: BastionConfig, keys?: ApiKeyStore) {
     this.mode = config.auth.mode;
     this.issuer = config.auth.oauth.issuer;
     this.readOnly = config.workspace.readOnly;
-    this.local = localPrincipal(config.workspace.readOnly, true, upstreamScopes(config.upstreams));
+    const upstreams = upstreamScopes(config.upstreams);
+    this.local = localPrincipal(config.workspace.readOnly, true, upstreams);
+    this.scopesSupported = [...SCOPES, ...upstreams];
     this.baseUrl = config.server.publicUrl ?? `http://${config.server.host}:${config.server.port}`;
     if (this.mode === 'api-key' && !keys && config.auth.keyStore !== 'file')
       throw new Error('The redis key store is opened by the runtime: pass it to the Authenticator.');

@@ -1,7 +1,6 @@
 import { Controller, Get, Inject, NotFoundException } from '@nestjs/common';
 import { Public } from './auth.decorators.js';
 import { Authenticator } from './authenticator.js';
-import { SCOPES } from './principal.js';
 
 /**
  * /.well-known: the OAuth protected-resource metadata (RFC 9728) in OAuth mode, at the root and at the
@@ -28,7 +27,7 @@ export class WellKnownController {
     return {
       resource: this.auth.resourceUrl,
       authorization_servers: [this.auth.issuer],
-      scopes_supported: [...SCOPES],
+      scopes_supported: [...this.auth.scopesSupported],
       bearer_methods_supported: ['header'],
       resource_name: 'Bastion',
     };

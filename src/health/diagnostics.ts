@@ -1,4 +1,7 @@
 import { SECRET_KEYS, type BastionConfig } from '../config/config.schema.js';
+import type { UpstreamConfig } from '../config/upstreams.schema.js';
+import type { UpstreamStatus } from '../gateway/upstream.js';
+import { maskUrls } from '../observability/secret-redaction.js';
 import { VERSION } from '../mcp/server-info.js';
 import type { Runtime } from '../runtime.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -14,6 +17,7 @@ export interface DiagnosticsReport {
   stores: Record<string, { kind: string; status?: string }>;
   providers: Array<{ name: string; status: string }>;
   circuitBreakers: Array<{ name: string; state: string }>;
+  upstreams: UpstreamStatus[];
   config: Record<string, unknown>;
 }
 
@@ -69,6 +73,7 @@ export class Diagnostics {
         },
       },
       ...this.agentStatus(),
+      upstreams: this.runtime.gateway.status(),
       config: maskSecrets(config),
     };
   }
@@ -88,7 +93,24 @@ export function maskSecrets(config: BastionConfig): Record<string, unknown> {
     const leaf = parts.at(-1) as string;
     if (parent && parent[leaf] !== undefined) parent[leaf] = MASK;
   }
+  copy.upstreams = config.upstreams.map(maskUpstream);
   return copy;
+}
+
+/**
+ * An upstream's config without its secrets: the values of its env and headers (names are kept), and the
+ * credentials and query of any URL in its url and args (a database URL with a password, a token parameter).
+ */
+function maskUpstream(upstream: UpstreamConfig): Record<string, unknown> {
+  const masked = (values: Record<string, string>) =>
+    Object.fromEntries(Object.keys(values).map((name) => [name, MASK]));
+  return {
+    ...upstream,
+    args: upstream.args.map(maskUrls),
+    env: masked(upstream.env),
+    headers: masked(upstream.headers),
+    ...(upstream.url && { url: maskUrls(upstream.url) }),
+  };
 }
 
 function statusOf(check: unknown): string {

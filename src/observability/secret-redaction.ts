@@ -31,3 +31,10 @@ export function redactSecrets(text: string): string {
   for (const pattern of PATTERNS) out = out.replace(pattern, REDACTION);
   return out.replace(ASSIGNMENT, (_match, name: string, sep: string) => `${name}${sep}${REDACTION}`);
 }
+
+/** URLs in text with their credentials and query replaced (a database URL's password, a token parameter). */
+export function maskUrls(text: string): string {
+  return text
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, `$1${REDACTION}@`)
+    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s?#]*)[?#]\S*/gi, `$1?${REDACTION}`);
+}
