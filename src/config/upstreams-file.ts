@@ -36,7 +36,7 @@ export function readUpstreamsFile(
     problems.push(`${label}: must hold an object with "servers" or "mcpServers"`);
     return undefined;
   }
-  const servers: Tree = {};
+  const servers: Tree = Object.create(null) as Tree; // so a name like constructor is not found there already
   for (const [key, section] of Object.entries(value)) {
     if (key === 'inputs') continue; // VS Code's prompted inputs: a ${input:...} use is reported below
     if (!(SERVER_KEYS as readonly string[]).includes(key)) {
@@ -48,7 +48,8 @@ export function readUpstreamsFile(
       continue;
     }
     for (const [name, entry] of Object.entries(section)) {
-      if (name in servers) problems.push(`${label}: ${name}: defined twice`);
+      if (name === '__proto__') problems.push(`${label}: ${name}: not an upstream name`);
+      else if (name in servers) problems.push(`${label}: ${name}: defined twice`);
       servers[name] = entry;
     }
   }

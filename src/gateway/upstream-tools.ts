@@ -104,12 +104,19 @@ export function inputValidator(schema: unknown): z.ZodType {
   });
 }
 
+/** Keywords whose values are data rather than schemas. */
+const VALUE_KEYWORDS = new Set(['const', 'enum', 'default', 'examples']);
+
 function withoutPatterns(schema: unknown): unknown {
   if (Array.isArray(schema)) return schema.map(withoutPatterns);
   if (typeof schema !== 'object' || schema === null) return schema;
   const copy: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(schema)) {
     if (key === 'pattern' || key === 'patternProperties') continue;
+    if (VALUE_KEYWORDS.has(key)) {
+      copy[key] = value; // instance data, not schemas: kept as it is
+      continue;
+    }
     copy[key] =
       key === 'properties' || key === '$defs' || key === 'definitions'
         ? Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, withoutPatterns(v)]))

@@ -99,7 +99,13 @@ export class ToolRegistry {
   /** Says the lists changed (tools replaced, or some became available or unavailable): listeners are told. */
   changed(): void {
     this.listCache.clear();
-    for (const listener of this.changeListeners) listener();
+    for (const listener of this.changeListeners) {
+      try {
+        listener();
+      } catch {
+        // A listener that fails (a client gone away) must not stop the others.
+      }
+    }
   }
 
   /** Calls `listener` after each change to the lists, until the returned function is called. */
