@@ -140,6 +140,8 @@ describe('alert rules', () => {
         'BastionSandboxRefusalSurge',
         'BastionProviderCircuitOpen',
         'BastionHighMemory',
+        'BastionUpstreamDown',
+        'BastionUpstreamCircuitOpen',
       ]),
     );
     expect(new Set(alerts.map((rule) => rule.alert)).size).toBe(alerts.length);
@@ -279,6 +281,16 @@ describe('runbooks', () => {
     const used = new Set(metricNames(readFileSync(path.resolve('docs/runbooks.md'), 'utf8')));
     expect(used.size).toBeGreaterThan(10);
     expect([...used].filter((name) => !exposed.has(name))).toEqual([]);
+  });
+
+  it('the upstreams guide names every upstream series Bastion exposes, and no other', async () => {
+    const exposed = await exposedNames();
+    const upstreamSeries = (names: Iterable<string>) =>
+      [...names].filter((name) => name.startsWith('bastion_upstream_') && !/_(bucket|sum|count)$/.test(name));
+    const named = new Set(metricNames(readFileSync(path.resolve('docs/upstreams.md'), 'utf8')));
+    expect(upstreamSeries(exposed).length).toBeGreaterThanOrEqual(6);
+    expect(upstreamSeries(named).sort()).toEqual(upstreamSeries(exposed).sort());
+    expect([...named].filter((name) => !exposed.has(name))).toEqual([]);
   });
 });
 
