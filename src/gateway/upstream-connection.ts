@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import {
   Client,
+  ProtocolError,
+  ProtocolErrorCode,
   StreamableHTTPClientTransport,
   type CallToolResult,
   type Tool as McpTool,
@@ -11,7 +14,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/upstreams.schema.js';
 import { VERSION } from '../mcp/server-info.js';
-import { cappedFetch } from './capped-fetch.js';
+import { cappedFetch, ResponseTooLarge } from './capped-fetch.js';
 
 export interface ConnectionOptions {
   logger: Logger;
@@ -33,6 +36,9 @@ export interface CallOptions {
 
 /** Lines of an upstream's stderr kept in the log: enough to see why it failed, not a flood. */
 const MAX_STDERR_LINE = 500;
+const TOO_LARGE = 'sent a message over the size limit';
+/** Marks the answer Bastion gives itself for a reply it cut off; unknown to upstreams, so none can forge it. */
+const CUT_OFF = randomUUID();
 
 /**
  * One MCP client connected to an upstream: a child process over stdio, or a Streamable HTTP session. The
@@ -47,6 +53,7 @@ export class UpstreamConnection {
   private constructor(
     private readonly client: Client,
     private readonly transport: Transport,
+    private readonly maxMessageBytes: number,
   ) {}
 
   static async open(config: UpstreamConfig, options: ConnectionOptions): Promise<UpstreamConnection> {
@@ -59,7 +66,7 @@ export class UpstreamConnection {
         },
       },
     );
-    const connection = new UpstreamConnection(client, transport);
+    const connection = new UpstreamConnection(client, transport, options.maxMessageBytes);
     transport.onerror = (error) => connection.noteError(error, options.logger);
     client.onclose = () => connection.closed(options.onClosed);
     try {
@@ -79,11 +86,6 @@ export class UpstreamConnection {
   /** The server's name and version as it reported them. */
   get server(): { name: string; version: string } | undefined {
     return this.client.getServerVersion();
-  }
-
-  /** Why the connection ended, once it has. */
-  get endedBecause(): string | undefined {
-    return this.closeReason;
   }
 
   async listTools(timeoutMs: number): Promise<McpTool[]> {
@@ -110,18 +112,33 @@ export class UpstreamConnection {
           ...(options.onprogress && { onprogress: options.onprogress }),
         },
       )) as CallToolResult;
+    } catch (error) {
+      const cutOff =
+        error instanceof ProtocolError && (error.data as { cutOff?: string })?.cutOff === CUT_OFF;
+      if (cutOff || this.closeReason === TOO_LARGE)
+        throw new ResponseTooLarge(this.maxMessageBytes, { cause: error });
+      throw error;
     } finally {
       this.inFlight -= 1;
     }
   }
 
-  async close(): Promise<void> {
+  /** Closes the connection; `hung`: the process stopped answering, so it is killed rather than asked to end. */
+  async close(hung = false): Promise<void> {
     this.closing = true;
+    const pid = this.pid;
+    if (hung && pid !== undefined) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
     await this.client.close().catch(() => undefined);
   }
 
   private noteError(error: Error, logger: Logger): void {
-    if (/exceeded maximum size/.test(error.message)) this.closeReason = 'sent a message over the size limit';
+    if (/exceeded maximum size/.test(error.message)) this.closeReason = TOO_LARGE;
     logger.debug({ err: error }, 'upstream transport error');
   }
 
@@ -135,12 +152,13 @@ export class UpstreamConnection {
 
 function createTransport(config: UpstreamConfig, options: ConnectionOptions): Transport {
   if (config.type === 'http') {
-    return new StreamableHTTPClientTransport(new URL(config.url as string), {
+    const transport: Transport = new StreamableHTTPClientTransport(new URL(config.url as string), {
       requestInit: { headers: config.headers },
-      fetch: cappedFetch(options.maxMessageBytes),
+      fetch: cappedFetch(options.maxMessageBytes, (body) => answerCutOff(transport, body)),
       // Headers carry the upstream's credentials: they go to its origin only.
       redirectPolicy: 'same-origin',
     });
+    return transport;
   }
   const transport = new StdioClientTransport({
     command: config.command as string,
@@ -152,6 +170,32 @@ function createTransport(config: UpstreamConfig, options: ConnectionOptions): Tr
   });
   logLines(transport.stderr as Readable | null, options.logger);
   return transport;
+}
+
+/**
+ * Ends the requests whose reply was cut off, at once, with an error only Bastion can give (the SDK would
+ * wait for the reply until the timeout).
+ */
+function answerCutOff(transport: Transport, body: unknown): void {
+  let sent: unknown;
+  try {
+    sent = JSON.parse(String(body));
+  } catch {
+    return;
+  }
+  for (const message of Array.isArray(sent) ? sent : [sent]) {
+    const { id, method } = (message ?? {}) as { id?: unknown; method?: unknown };
+    if ((typeof id !== 'string' && typeof id !== 'number') || typeof method !== 'string') continue;
+    transport.onmessage?.({
+      jsonrpc: '2.0',
+      id,
+      error: {
+        code: ProtocolErrorCode.InternalError,
+        message: 'reply over the size limit',
+        data: { cutOff: CUT_OFF },
+      },
+    });
+  }
 }
 
 /** The upstream's stderr, line by line, into Bastion's log (at debug: upstreams are chatty). */

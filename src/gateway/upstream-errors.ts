@@ -9,8 +9,16 @@ import { redactSecrets } from '../observability/secret-redaction.js';
 
 const MAX_ERROR_CHARS = 300;
 
+/**
+ * HTTP answers that say the upstream cannot serve anyone now: Bastion's credentials refused (401, 403), the
+ * session gone (404, after the upstream restarted), too busy (429), or broken (5xx). A 400 or 413 is about
+ * one request.
+ */
+const FAILING_STATUSES = new Set([401, 403, 404, 429]);
+
 /** What a failure says about the upstream's health: it counts towards opening the circuit. */
 export function isUpstreamFailure(error: Error): boolean {
+  if (error instanceof SdkHttpError) return FAILING_STATUSES.has(error.status) || error.status >= 500;
   if (error instanceof ProtocolError) return error.code === ProtocolErrorCode.InternalError;
   if (error instanceof SdkError)
     return [

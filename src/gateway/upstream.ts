@@ -1,10 +1,4 @@
-import {
-  ProtocolError,
-  ProtocolErrorCode,
-  SdkError,
-  SdkErrorCode,
-  SdkHttpError,
-} from '@modelcontextprotocol/client';
+import { ProtocolError, ProtocolErrorCode, SdkError, SdkErrorCode } from '@modelcontextprotocol/client';
 import {
   BrokenCircuitError,
   CircuitState,
@@ -27,6 +21,7 @@ import { ToolFailure, ToolRefusal } from '../tools/tool.errors.js';
 import type { ToolRegistry } from '../tools/tool-registry.js';
 import { ResponseTooLarge } from './capped-fetch.js';
 import { UpstreamConnection } from './upstream-connection.js';
+import { causes, describeFailure, isRetryable, isUpstreamFailure, shortened } from './upstream-errors.js';
 import { toolResultOf, upstreamTools, type SkippedTool } from './upstream-tools.js';
 
 export type UpstreamState = 'starting' | 'up' | 'down' | 'disabled' | 'closed';
@@ -62,7 +57,6 @@ const RESTART_MAX_MS = 30_000;
 /** A connection that stayed up this long starts the restart backoff over. */
 const STABLE_MS = 60_000;
 const CHECK_TIMEOUT_MS = 10_000;
-const MAX_ERROR_CHARS = 300;
 
 /**
  * One upstream MCP server: its connections (one for stdio, a small pool for HTTP), kept healthy by periodic
@@ -103,7 +97,13 @@ export class Upstream {
       maxAttempts: config.maxRetries,
       backoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 5_000 }),
     });
-    this.deps.metrics.upstreamUp.set({ upstream: config.name }, 0);
+    // A disabled upstream has no series: it is not down, it is off.
+    if (config.enabled) {
+      const labels = { upstream: config.name };
+      deps.metrics.upstreamUp.set(labels, 0);
+      deps.metrics.upstreamCircuitOpen.set(labels, 0);
+      deps.metrics.upstreamRestarts.inc(labels, 0);
+    }
   }
 
   start(): void {
@@ -174,14 +174,20 @@ export class Upstream {
     }
   }
 
-  private attempt(name: string, args: unknown, ctx: ToolContext) {
+  private async attempt(name: string, args: unknown, ctx: ToolContext) {
     const connection = this.pick();
     if (!connection) throw new SdkError(SdkErrorCode.NotConnected, 'not connected');
-    return connection.call(name, args, {
-      signal: ctx.signal,
-      timeoutMs: this.config.timeoutMs,
-      ...(ctx.progress && { onprogress: (update) => void ctx.progress?.(update).catch(() => undefined) }),
-    });
+    try {
+      return await connection.call(name, args, {
+        signal: ctx.signal,
+        timeoutMs: this.config.timeoutMs,
+        ...(ctx.progress && { onprogress: (update) => void ctx.progress?.(update).catch(() => undefined) }),
+      });
+    } catch (error) {
+      // The SDK reports a caller's abort as a timeout; the caller gave up, the upstream did not fail.
+      if (ctx.signal.aborted) throw new Error('cancelled by the caller', { cause: error });
+      throw error;
+    }
   }
 
   /** The connection with the fewest calls in flight. */
@@ -201,7 +207,10 @@ export class Upstream {
           maxMessageBytes: this.deps.maxResponseBytes * 2 + 64 * 1024,
           timeoutMs: config.timeoutMs,
           onClosed: (reason) => this.lost(reason),
-          onToolsChanged: () => void this.refreshTools(),
+          onToolsChanged: () =>
+            void this.refreshTools().catch((error: unknown) =>
+              this.logger.warn({ err: error }, 'upstream tools could not be listed again'),
+            ),
         }),
       ),
     );
@@ -209,7 +218,7 @@ export class Upstream {
     const failure = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if ((this.state as UpstreamState) === 'closed' || failure) {
       await Promise.all(connections.map((c) => c.close()));
-      if (failure && this.state !== 'closed') this.retryLater(describe(failure.reason));
+      if (failure && this.state !== 'closed') this.retryLater(describeFailure(failure.reason));
       this.settle();
       return;
     }
@@ -218,7 +227,7 @@ export class Upstream {
       await this.refreshTools();
     } catch (error) {
       await this.dropConnections();
-      this.retryLater(`listing its tools failed: ${describe(error)}`);
+      this.retryLater(`listing its tools failed: ${describeFailure(error)}`);
       this.settle();
       return;
     }
@@ -255,8 +264,11 @@ export class Upstream {
       this.logger.warn({ skipped, clashes }, 'upstream tools not offered');
   }
 
-  /** A connection ended by itself: the tools are hidden and the upstream restarted after a pause. */
-  private lost(reason: string): void {
+  /**
+   * A connection ended by itself, or stopped answering (`hung`): the tools are hidden and the upstream
+   * restarted after a pause.
+   */
+  private lost(reason: string, hung = false): void {
     if (this.state !== 'up') return;
     this.state = 'down';
     this.restarts += 1;
@@ -264,20 +276,21 @@ export class Upstream {
     this.deps.metrics.upstreamUp.set({ upstream: this.config.name }, 0);
     if (Date.now() - this.upSince > STABLE_MS) this.failedStarts = 0;
     clearTimeout(this.timer);
-    void this.dropConnections();
+    void this.dropConnections(hung);
     this.deps.registry.changed();
     this.retryLater(`the upstream ${reason}`);
   }
 
-  private async dropConnections(): Promise<void> {
+  private async dropConnections(hung = false): Promise<void> {
     const connections = this.connections;
     this.connections = [];
-    await Promise.all(connections.map((c) => c.close()));
+    await Promise.all(connections.map((c) => c.close(hung)));
   }
 
   private retryLater(why: string): void {
+    if (this.state === 'closed') return;
     this.state = 'down';
-    this.lastError = why.slice(0, MAX_ERROR_CHARS);
+    this.lastError = shortened(why);
     const delay = Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** this.failedStarts);
     this.failedStarts += 1;
     this.logger.warn({ reason: this.lastError, retryInMs: delay }, 'upstream unavailable');
@@ -304,8 +317,9 @@ export class Upstream {
       await this.breaker.execute(() => Promise.all(this.connections.map((c) => c.ping(timeoutMs))));
     } catch (error) {
       if (!(error instanceof BrokenCircuitError)) {
-        this.lastError = describe(error);
-        if (this.breaker.state !== CircuitState.Closed) return this.lost(`${this.lastError} to a check`);
+        this.lastError = describeFailure(error);
+        if (this.breaker.state !== CircuitState.Closed)
+          return this.lost(`${this.lastError} to a check`, true);
       }
     }
     if (this.state === 'up') this.scheduleCheck();
@@ -347,60 +361,16 @@ export class Upstream {
     if (error instanceof ProtocolError && error.code === ProtocolErrorCode.InvalidParams)
       return new ToolRefusal(
         'invalid_arguments',
-        `${tool}: the upstream ${name} refused the arguments: ${cut(error.message)}`,
+        `${tool}: the upstream ${name} refused the arguments: ${shortened(error.message)}`,
       );
-    const tooLarge =
-      causes(error).some((e) => e instanceof ResponseTooLarge) ||
-      this.connections.some((c) => c.endedBecause === 'sent a message over the size limit');
-    if (tooLarge)
+    if (causes(error).some((e) => e instanceof ResponseTooLarge))
       return new ToolFailure(
         'too_large',
         `${tool} failed: the upstream ${name} sent a reply over the ${this.deps.maxResponseBytes * 2 + 64 * 1024}-byte limit.`,
       );
-    return new ToolFailure('upstream_failed', `${tool} failed: the upstream ${name} ${describe(error)}.`);
+    return new ToolFailure(
+      'upstream_failed',
+      `${tool} failed: the upstream ${name} ${describeFailure(error)}.`,
+    );
   }
-}
-
-/** What a failure says about the upstream's health: it counts towards opening the circuit. */
-function isUpstreamFailure(error: Error): boolean {
-  if (error instanceof ProtocolError) return error.code === ProtocolErrorCode.InternalError;
-  if (error instanceof SdkError)
-    return [
-      SdkErrorCode.RequestTimeout,
-      SdkErrorCode.ConnectionClosed,
-      SdkErrorCode.NotConnected,
-      SdkErrorCode.SendFailed,
-    ].includes(error.code as SdkErrorCode);
-  return error instanceof TypeError; // fetch: the upstream could not be reached
-}
-
-/** What a retry may help with: a failure that was not a timeout (a hung upstream would hang again). */
-function isRetryable(error: Error): boolean {
-  if (error instanceof SdkError && error.code === SdkErrorCode.RequestTimeout) return false;
-  return isUpstreamFailure(error);
-}
-
-/** A failure in words that are safe to show: no stack, the upstream's own message cut short. */
-function describe(error: unknown): string {
-  if (error instanceof SdkHttpError) return `answered HTTP ${error.status}`;
-  if (error instanceof ProtocolError) return `answered with an error: ${cut(error.message)}`;
-  if (error instanceof SdkError) {
-    if (error.code === SdkErrorCode.ConnectionClosed) return 'closed the connection';
-    if (error.code === SdkErrorCode.RequestTimeout) return 'did not answer in time';
-  }
-  const code = causes(error)
-    .map((e) => (e as NodeJS.ErrnoException).code)
-    .find(Boolean);
-  if (code) return `could not be reached (${code})`;
-  return `failed: ${cut(error instanceof Error ? error.message : String(error))}`;
-}
-
-function causes(error: unknown): unknown[] {
-  const chain: unknown[] = [];
-  for (let e = error; e && chain.length < 5; e = (e as { cause?: unknown }).cause) chain.push(e);
-  return chain;
-}
-
-function cut(text: string): string {
-  return text.length > MAX_ERROR_CHARS ? `${text.slice(0, MAX_ERROR_CHARS)}…` : text;
 }

@@ -25,6 +25,7 @@ import { StdioClientTransport as StdioTransportV1 } from '@modelcontextprotocol/
 import { StreamableHTTPClientTransport as HttpTransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { z } from 'zod';
 import { spawnServer, type CliServer } from '../support/cli-server.js';
+import { alive } from '../support/processes.js';
 
 const REPO = path.resolve('.');
 const CLI = path.join(REPO, 'dist/cli.js');
@@ -201,14 +202,6 @@ function descendants(pid: number): number[] {
   }
   return found;
 }
-
-const alive = (pid: number): boolean => {
-  try {
-    return process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-};
 
 /** The client closes the pipe (the child exits on EOF); whatever is left of its process tree is killed by PID. */
 async function stopStdio(

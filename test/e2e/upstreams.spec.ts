@@ -3,15 +3,7 @@
  * Streamable HTTP upstream, reached through Bastion by the official SDK client over real sockets, for both
  * protocol eras, over stdio, and through the SecureAgent driving a scripted model.
  */
-import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -23,6 +15,7 @@ import type { HttpServer } from '../../src/main.js';
 import { startTestServer } from '../support/http-server.js';
 import { FakeModelServer } from '../support/fake-model-server.js';
 import { TestUpstream } from '../support/upstream-server.js';
+import { childrenOf, waitFor } from '../support/processes.js';
 
 const CLI = path.resolve('dist/cli.js');
 const MEMORY_JS = path.resolve('node_modules/@modelcontextprotocol/server-memory/dist/index.js');
@@ -54,20 +47,6 @@ function tmpDir(prefix: string): string {
   return realpathSync(mkdtempSync(path.join(os.tmpdir(), prefix)));
 }
 
-async function waitFor<T>(
-  probe: () => Promise<T | undefined> | T | undefined,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const started = Date.now();
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 async function toolNames(client: Client): Promise<string[]> {
   return (await client.listTools(undefined, { cacheMode: 'bypass' })).tools.map((t) => t.name);
 }
@@ -81,24 +60,6 @@ async function listDirectly(transport: Transport): Promise<ListedTool[]> {
   } finally {
     await client.close();
   }
-}
-
-/** The pids of the processes whose parent is `pid` (from /proc, Linux). */
-function childrenOf(pid: number): Array<{ pid: number; cmdline: string }> {
-  const children: Array<{ pid: number; cmdline: string }> = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== pid) continue;
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      children.push({ pid: Number(entry), cmdline });
-    } catch {
-      // the process ended while being read
-    }
-  }
-  return children;
 }
 
 describe('an HTTP server in front of stdio and HTTP upstreams', () => {
@@ -192,10 +153,10 @@ describe('an HTTP server in front of stdio and HTTP upstreams', () => {
     });
     const client = await connect(key.all as string);
     try {
-      await waitFor(async () => {
+      await waitFor('the upstream tools are listed', async () => {
         const names = await toolNames(client);
         return ['memory_read_graph', 'everything_echo', 'web_echo'].every((n) => names.includes(n));
-      }, 'the upstream tools to be listed');
+      });
     } finally {
       await client.close();
     }
@@ -525,25 +486,26 @@ describe('bastion stdio with an upstream', () => {
 
   it('lists the upstream tools, announces tool changes, and follows the upstream down and back up', async () => {
     expect(client.getServerCapabilities()?.tools?.listChanged).toBe(true);
-    await waitFor(async () => (await toolNames(client)).includes('memory_read_graph'), 'the memory tools');
+    await waitFor('the memory tools are listed', async () =>
+      (await toolNames(client)).includes('memory_read_graph'),
+    );
     const graph = (await client.callTool({ name: 'memory_read_graph', arguments: {} })) as Result;
     expect(graph.structuredContent).toEqual({ entities: [], relations: [] });
 
-    const first = await waitFor(memoryProcess, 'the memory process');
+    const first = await waitFor('the memory process runs', memoryProcess);
     const announced = changes.length;
     process.kill(first.pid, 'SIGKILL');
-    await waitFor(() => changes.length > announced, 'notifications/tools/list_changed after the kill');
+    await waitFor('notifications/tools/list_changed after the kill', () => changes.length > announced);
     const down = await toolNames(client);
     expect(down.filter((n) => n.startsWith('memory_'))).toEqual([]);
     expect(down).toContain('read_text_file');
 
     const downAnnounced = changes.length;
-    await waitFor(() => changes.length > downAnnounced, 'notifications/tools/list_changed after the restart');
-    await waitFor(
-      async () => (await toolNames(client)).includes('memory_read_graph'),
-      'the memory tools back',
+    await waitFor('notifications/tools/list_changed after the restart', () => changes.length > downAnnounced);
+    await waitFor('the memory tools are back', async () =>
+      (await toolNames(client)).includes('memory_read_graph'),
     );
-    const second = await waitFor(memoryProcess, 'the restarted memory process');
+    const second = await waitFor('the restarted memory process runs', memoryProcess);
     expect(second.pid).not.toBe(first.pid);
     const again = (await client.callTool({ name: 'memory_read_graph', arguments: {} })) as Result;
     expect(again.isError).toBeFalsy();
@@ -584,7 +546,9 @@ describe('the SecureAgent with an upstream', () => {
     });
     const client = await connect(key.withMemory as string);
     try {
-      await waitFor(async () => (await toolNames(client)).includes('memory_read_graph'), 'the memory tools');
+      await waitFor('the memory tools are listed', async () =>
+        (await toolNames(client)).includes('memory_read_graph'),
+      );
     } finally {
       await client.close();
     }

@@ -14,6 +14,7 @@ import { KeyStore } from '../../src/auth/key-store.js';
 import { verifyAuditLog } from '../../src/observability/audit-record.js';
 import { spawnServer, type CliServer } from '../support/cli-server.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { alive } from '../support/processes.js';
 
 const TURNS = 20;
 const DIAGNOSTICS_CALLS = 12;
@@ -69,15 +70,6 @@ async function pidOf(timeoutMs?: number): Promise<number> {
   const reply = await call('GET', '/diagnostics', undefined, {}, timeoutMs);
   expect(reply.status).toBe(200);
   return (JSON.parse(reply.text) as { build: { pid: number } }).build.pid;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** A sample's value in the exposition text, or undefined when the series is absent. */
