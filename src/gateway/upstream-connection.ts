@@ -34,6 +34,14 @@ export interface CallOptions {
   onprogress?: (progress: { progress: number; total?: number; message?: string }) => void;
 }
 
+/**
+ * The largest message read from an upstream, for a door that passes results up to `maxResponseBytes`: a
+ * result may carry its data twice (text and structuredContent), in a JSON-RPC envelope.
+ */
+export function messageLimit(maxResponseBytes: number): number {
+  return maxResponseBytes * 2 + 64 * 1024;
+}
+
 /** Lines of an upstream's stderr kept in the log: enough to see why it failed, not a flood. */
 const MAX_STDERR_LINE = 500;
 const TOO_LARGE = 'sent a message over the size limit';

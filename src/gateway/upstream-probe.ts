@@ -2,7 +2,7 @@ import pino from 'pino';
 import type { UpstreamConfig } from '../config/upstreams.schema.js';
 import { maskUrls } from '../observability/secret-redaction.js';
 import { describeFailure } from './upstream-errors.js';
-import { UpstreamConnection } from './upstream-connection.js';
+import { messageLimit, UpstreamConnection } from './upstream-connection.js';
 import { upstreamTools, type SkippedTool } from './upstream-tools.js';
 
 /** What one connection attempt to an upstream found. */
@@ -49,7 +49,7 @@ export async function probeUpstream(
   try {
     connection = await UpstreamConnection.open(config, {
       logger: pino({ level: 'silent' }),
-      maxMessageBytes: options.maxResponseBytes * 2 + 64 * 1024,
+      maxMessageBytes: messageLimit(options.maxResponseBytes),
       timeoutMs: config.timeoutMs,
     });
     probe.connectMs = Math.round(performance.now() - started);

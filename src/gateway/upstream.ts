@@ -20,7 +20,7 @@ import type { ToolAnnotations, ToolContext, ToolResult } from '../tools/tool.js'
 import { ToolFailure, ToolRefusal } from '../tools/tool.errors.js';
 import type { ToolRegistry } from '../tools/tool-registry.js';
 import { ResponseTooLarge } from './capped-fetch.js';
-import { UpstreamConnection } from './upstream-connection.js';
+import { messageLimit, UpstreamConnection } from './upstream-connection.js';
 import { causes, describeFailure, isRetryable, isUpstreamFailure, shortened } from './upstream-errors.js';
 import { toolResultOf, upstreamTools, type SkippedTool } from './upstream-tools.js';
 
@@ -48,7 +48,7 @@ export interface UpstreamDeps {
   registry: ToolRegistry;
   logger: Logger;
   metrics: Metrics;
-  /** The door's limit on one result; a message from the upstream may be twice that (text and structured). */
+  /** The door's limit on one result (workspace.limits.maxResponseBytes). */
   maxResponseBytes: number;
 }
 
@@ -204,7 +204,7 @@ export class Upstream {
       Array.from({ length: size }, () =>
         UpstreamConnection.open(config, {
           logger: this.logger,
-          maxMessageBytes: this.deps.maxResponseBytes * 2 + 64 * 1024,
+          maxMessageBytes: messageLimit(this.deps.maxResponseBytes),
           timeoutMs: config.timeoutMs,
           onClosed: (reason) => this.lost(reason),
           onToolsChanged: () =>
@@ -363,10 +363,11 @@ export class Upstream {
         'invalid_arguments',
         `${tool}: the upstream ${name} refused the arguments: ${shortened(error.message)}`,
       );
-    if (causes(error).some((e) => e instanceof ResponseTooLarge))
+    const tooLarge = causes(error).find((e): e is ResponseTooLarge => e instanceof ResponseTooLarge);
+    if (tooLarge)
       return new ToolFailure(
         'too_large',
-        `${tool} failed: the upstream ${name} sent a reply over the ${this.deps.maxResponseBytes * 2 + 64 * 1024}-byte limit.`,
+        `${tool} failed: the upstream ${name} sent a reply over the ${tooLarge.limit}-byte limit.`,
       );
     return new ToolFailure(
       'upstream_failed',
