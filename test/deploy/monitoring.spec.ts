@@ -203,8 +203,39 @@ describe('Grafana dashboard', () => {
     expect(JSON.stringify(instance?.query)).toContain('label_values(');
   });
 
-  it('has the traffic, latency, errors, agent and process rows', () => {
-    expect(rows.map((row) => row.title)).toEqual(['Traffic', 'Latency', 'Errors', 'Agent', 'Process']);
+  it('has the traffic, latency, errors, agent, process and upstream rows', () => {
+    expect(rows.map((row) => row.title)).toEqual([
+      'Traffic',
+      'Latency',
+      'Errors',
+      'Agent',
+      'Process',
+      'Upstream MCP servers',
+    ]);
+  });
+
+  it('never sums the gauges /metrics already sums over workers, and shows their states as 0 or 1', () => {
+    // With `serve --workers N` each of these counts workers: a sum over instances reads 2 for one state,
+    // and a state timeline maps only 0 and 1.
+    const workerCounts =
+      /\bbastion_(upstream_up|upstream_circuit_open|upstream_tools|provider_circuit_open)\b/;
+    const counted = panels.filter((panel) =>
+      (panel.targets ?? []).some((target) => workerCounts.test(target.expr ?? '')),
+    );
+    expect(counted.map((panel) => panel.title)).toEqual(
+      expect.arrayContaining([
+        'Provider circuit',
+        'Upstreams up',
+        'Upstream circuit',
+        'Upstream tools offered',
+      ]),
+    );
+    for (const panel of counted)
+      for (const target of panel.targets ?? []) {
+        expect(target.expr).not.toMatch(/\bsum\b/);
+        if (panel.type === 'state-timeline')
+          expect(target.expr).toMatch(/^(max|min) by \([a-z]+\) \(.*\) > bool 0$/);
+      }
   });
 
   it.each(panels.map((panel) => [panel.title ?? `panel ${panel.id}`, panel] as const))(
@@ -270,6 +301,12 @@ describe('Grafana dashboard', () => {
       'bastion_nodejs_eventloop_lag_p99_seconds',
       'bastion_in_flight_requests',
       'bastion_ready',
+      'bastion_upstream_up',
+      'bastion_upstream_circuit_open',
+      'bastion_upstream_calls_total',
+      'bastion_upstream_call_duration_seconds_bucket',
+      'bastion_upstream_restarts_total',
+      'bastion_upstream_tools',
     ])
       expect(used).toContain(name);
   });
