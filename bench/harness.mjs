@@ -1,6 +1,6 @@
-// Process plumbing shared by run.mjs and profile.mjs: workspace, server child, load child, RSS.
+// Process plumbing shared by run.mjs, profile.mjs and upstreams.mjs: workspace, server child, load child, RSS.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -178,6 +178,20 @@ export function rssKiB(pid) {
   }
 }
 
+/** The PIDs of a process's children, from /proc/<pid>/task/<tid>/children (empty without /proc). */
+export function childPids(pid) {
+  const pids = new Set();
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const list = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+      for (const child of list.split(/\s+/).filter(Boolean)) pids.add(Number(child));
+    }
+  } catch {
+    // the process is gone, or there is no /proc
+  }
+  return [...pids];
+}
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const TICK_MS = (() => {
@@ -214,15 +228,23 @@ export function systemCpuMs() {
 /**
  * Measures CPU use around `work`: the server's share of a core, how much CPU the rest of the machine (not
  * the server, not the load generator, which reports its own `cpuMs`) used meanwhile, and hypervisor steal.
- * A busy neighbour or a busy host makes the numbers unreliable, so the report says so.
+ * A busy neighbour or a busy host makes the numbers unreliable, so the report says so. `children` ({label:
+ * pid}) are processes of the server's own (upstream MCP servers): their share is reported as `childCores`
+ * and not counted as other processes'.
  */
-export async function withCpuAccounting(serverPid, work) {
+export async function withCpuAccounting(serverPid, work, children = {}) {
   const started = performance.now();
   const server0 = processCpuMs(serverPid);
+  const children0 = Object.entries(children).map(([label, pid]) => [label, pid, processCpuMs(pid)]);
   const system0 = systemCpuMs();
   const result = await work();
   const wallMs = performance.now() - started;
   const serverMs = server0 === null ? null : processCpuMs(serverPid) - server0;
+  const childMs = children0.map(([label, pid, before]) => {
+    const after = before === null ? null : processCpuMs(pid);
+    return [label, after === null ? null : after - before];
+  });
+  const childTotalMs = childMs.reduce((sum, [, ms]) => sum + (ms ?? 0), 0);
   const system1 = system0 === null ? null : systemCpuMs();
   const loadMs = result?.cpuMs ?? 0;
   const cores = (ms) => (ms === null ? null : Math.round((ms / wallMs) * 100) / 100);
@@ -231,11 +253,48 @@ export async function withCpuAccounting(serverPid, work) {
     cpu: {
       serverCores: cores(serverMs),
       loadCores: cores(loadMs),
+      ...(childMs.length > 0 && {
+        childCores: Object.fromEntries(childMs.map(([label, ms]) => [label, cores(ms)])),
+      }),
       otherCores:
         system1 === null || serverMs === null
           ? null
-          : cores(Math.max(0, system1.busy - system0.busy - serverMs - loadMs)),
+          : cores(Math.max(0, system1.busy - system0.busy - serverMs - loadMs - childTotalMs)),
       stealCores: system1 === null ? null : cores(system1.steal - system0.steal),
     },
   };
 }
+
+/**
+ * The cores other processes (and hypervisor steal) used over one second before a run, null without /proc;
+ * logs a warning above 0.15, since the figures of a busy machine are not reliable.
+ */
+export async function busyBeforeStart(log) {
+  const cpu0 = systemCpuMs();
+  await sleep(1000);
+  const cpu1 = systemCpuMs();
+  const cores =
+    cpu0 === null ? null : Math.round((cpu1.busy - cpu0.busy + cpu1.steal - cpu0.steal) / 10) / 100;
+  if (cores > 0.15)
+    log(`WARNING: the machine is busy before the run (${cores} cores in use by other processes)`);
+  return cores;
+}
+
+/** A positive number from the environment, or the fallback. */
+export function envNumber(name, fallback) {
+  const value = Number(process.env[name]);
+  return process.env[name] && Number.isFinite(value) && value > 0 ? value : fallback;
+}
+
+/** Sends one prepared request ({ headers, body }) as a POST; the status and the body as text. */
+export async function post(url, request) {
+  const response = await globalThis.fetch(url, {
+    method: 'POST',
+    headers: request.headers,
+    body: request.body,
+  });
+  return { status: response.status, body: await response.text() };
+}
+
+/** A number for a report table; n/a when there is none. */
+export const fmt = (v, digits = 2) => (v === null || v === undefined ? 'n/a' : Number(v).toFixed(digits));

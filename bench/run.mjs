@@ -17,13 +17,16 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import * as prettier from 'prettier';
 import {
   REPO,
+  busyBeforeStart,
+  envNumber,
+  fmt,
+  post,
   killLoadChildren,
   makeWorkspace,
   pinning,
   rssKiB,
   runLoad,
   sleep,
-  systemCpuMs,
   withCpuAccounting,
   startServer,
   stopServer,
@@ -44,11 +47,6 @@ import {
   retarget,
 } from './mcp-requests.mjs';
 
-function envNumber(name, fallback) {
-  const value = Number(process.env[name]);
-  return process.env[name] && Number.isFinite(value) && value > 0 ? value : fallback;
-}
-
 const DURATION = envNumber('BENCH_DURATION', 10);
 const WARMUP = process.env.BENCH_WARMUP === '0' ? 0 : envNumber('BENCH_WARMUP', 2);
 const connectionList = (value) => value.split(',').map(Number).filter(Boolean);
@@ -62,15 +60,6 @@ const CLIENT_CONCURRENCY = 16;
 const MEMORY_ROUNDS = envNumber('BENCH_MEMORY_ROUNDS', 5);
 
 const log = (message) => process.stderr.write(`[bench] ${message}\n`);
-
-async function post(url, request) {
-  const response = await globalThis.fetch(url, {
-    method: 'POST',
-    headers: request.headers,
-    body: request.body,
-  });
-  return { status: response.status, body: await response.text() };
-}
 
 /**
  * Fails the run unless the request answers 2xx with a successful tool result holding the file text (as
@@ -181,7 +170,6 @@ async function memoryScenario(pin, server, expectText) {
   };
 }
 
-const fmt = (v, digits = 2) => (v === null || v === undefined ? 'n/a' : Number(v).toFixed(digits));
 const mib = (kib) => (kib === null ? 'n/a' : `${(kib / 1024).toFixed(1)} MiB`);
 const signedMib = (kib) => (kib === null ? 'n/a' : `${kib >= 0 ? '+' : ''}${mib(kib)}`);
 
@@ -243,16 +231,7 @@ function markdown(report) {
 async function main() {
   const pin = pinning();
   if (!pin.pinned) log(`WARNING: running without CPU pinning (${pin.why}); server and load share cores`);
-  const cpu0 = systemCpuMs();
-  await sleep(1000);
-  const cpu1 = systemCpuMs();
-  const otherCoresBeforeStart =
-    cpu0 === null ? null : Math.round((cpu1.busy - cpu0.busy + cpu1.steal - cpu0.steal) / 10) / 100;
-  if (otherCoresBeforeStart > 0.15) {
-    log(
-      `WARNING: the machine is busy before the run (${otherCoresBeforeStart} cores in use by other processes)`,
-    );
-  }
+  const otherCoresBeforeStart = await busyBeforeStart(log);
   const ws = makeWorkspace();
   let server;
   const cleanup = async () => {

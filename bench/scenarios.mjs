@@ -10,6 +10,7 @@
 import { loadConfig } from '../load/lib/config.js';
 import { SCENARIOS, stagesFor, thresholdsFor } from '../load/lib/scenarios.js';
 import {
+  fmt,
   killLoadChildren,
   makeWorkspace,
   pinning,
@@ -60,7 +61,6 @@ function settingsFromEnv(env) {
   return { config, scale };
 }
 
-const fmt = (v, digits = 2) => (v === null || v === undefined ? 'n/a' : Number(v).toFixed(digits));
 const mib = (kib) => (kib === null ? 'n/a' : `${(kib / 1024).toFixed(1)} MiB`);
 
 async function main() {
