@@ -31,15 +31,17 @@ export interface McpSurface {
 
 // Lists differ by principal, so they may be cached by the requesting client only (2026-07-28 caching hints).
 // With upstreams, the tool list follows their health: kept briefly, like the resource list.
-const cacheHints = (dynamicTools: boolean) =>
+const cacheHints = (toolsTtlMs: number) =>
   ({
-    'tools/list': { ttlMs: dynamicTools ? 5_000 : 60_000, cacheScope: 'private' },
+    'tools/list': { ttlMs: toolsTtlMs, cacheScope: 'private' },
     'prompts/list': { ttlMs: 60_000, cacheScope: 'private' },
     'resources/templates/list': { ttlMs: 60_000, cacheScope: 'private' },
     'resources/list': { ttlMs: 5_000, cacheScope: 'private' },
     'resources/read': { ttlMs: 0, cacheScope: 'private' },
     'server/discover': { ttlMs: 60_000, cacheScope: 'private' },
   }) as const;
+const STATIC_TOOLS_HINTS = cacheHints(60_000);
+const DYNAMIC_TOOLS_HINTS = cacheHints(5_000);
 
 /**
  * Builds the SDK's protocol server for one serving unit. Everything heavy (schemas, descriptors) was built
@@ -53,7 +55,7 @@ export function createMcpServer(
   const server = new Server(SERVER_INFO, {
     capabilities: serverCapabilities(updates, surface.dynamicTools),
     instructions: SERVER_INSTRUCTIONS,
-    cacheHints: cacheHints(surface.dynamicTools),
+    cacheHints: surface.dynamicTools ? DYNAMIC_TOOLS_HINTS : STATIC_TOOLS_HINTS,
   });
   const { registry, resources, prompts } = surface;
 
