@@ -57,7 +57,8 @@ export function serverManifest() {
         protectedResourceMetadata: '/.well-known/oauth-protected-resource/mcp',
       },
     ],
-    scopes: [...SCOPES],
+    // upstream:<name> stands for the scope of each configured upstream MCP server (docs/upstreams.md).
+    scopes: [...SCOPES, 'upstream:<name>'],
     capabilities: serverCapabilities('listen'),
     tools: declaredTools().map((tool) => ({
       name: tool.name,
