@@ -512,6 +512,61 @@ describe('bastion stdio with an upstream', () => {
   });
 });
 
+describe('a 2026-07-28 client listening over HTTP', () => {
+  let base: string;
+  let server: HttpServer;
+  let client: Client;
+  let changed = 0;
+
+  beforeAll(async () => {
+    base = tmpDir('bastion-upstreams-listen-');
+    mkdirSync(path.join(base, 'ws'));
+    server = await startTestServer(path.join(base, 'ws'), {
+      upstreams: {
+        memory: {
+          command: process.execPath,
+          args: [MEMORY_JS],
+          env: { MEMORY_FILE_PATH: path.join(base, 'memory.jsonl') },
+        },
+      },
+    });
+    client = new Client(
+      { name: 'upstreams-listen', version: '1.0.0' },
+      {
+        versionNegotiation: { mode: 'auto' },
+        listChanged: { tools: { autoRefresh: false, debounceMs: 0, onChanged: () => void (changed += 1) } },
+      },
+    );
+    await client.connect(new StreamableHTTPClientTransport(new URL(server.url)));
+    await waitFor('the memory tools are listed', async () =>
+      (await toolNames(client)).includes('memory_read_graph'),
+    );
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    await server?.close(100);
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('hears on its subscriptions/listen stream when an upstream goes down and comes back', async () => {
+    expect(client.getProtocolEra()).toBe('modern');
+    expect(client.getServerCapabilities()?.tools?.listChanged).toBe(true);
+    const memory = () => childrenOf(process.pid).find((child) => child.cmdline.includes(MEMORY_JS));
+    const first = await waitFor('the memory process runs', memory);
+    const before = changed;
+    process.kill(first.pid, 'SIGKILL');
+    await waitFor('a tools list_changed after the kill', () => changed > before);
+    expect((await toolNames(client)).filter((n) => n.startsWith('memory_'))).toEqual([]);
+    const down = changed;
+    await waitFor('a tools list_changed after the restart', () => changed > down);
+    await waitFor('the memory tools are back', async () =>
+      (await toolNames(client)).includes('memory_read_graph'),
+    );
+    expect((await waitFor('the restarted memory process runs', memory)).pid).not.toBe(first.pid);
+  });
+});
+
 describe('the SecureAgent with an upstream', () => {
   let base: string;
   let memoryFile: string;
