@@ -235,6 +235,7 @@ export class Upstream {
     this.upSince = Date.now();
     this.lastError = undefined;
     this.deps.metrics.upstreamUp.set({ upstream: config.name }, 1);
+    this.countOffered();
     this.deps.registry.changed();
     this.logger.info(
       { tools: this.toolNames.length, server: connections[0]?.server, pid: connections[0]?.pid },
@@ -259,7 +260,7 @@ export class Upstream {
     this.toolNames = added;
     this.skipped = skipped;
     this.clashes = clashes;
-    this.deps.metrics.upstreamTools.set({ upstream: this.config.name }, added.length);
+    this.countOffered();
     if (skipped.length > 0 || clashes.length > 0)
       this.logger.warn({ skipped, clashes }, 'upstream tools not offered');
   }
@@ -274,11 +275,20 @@ export class Upstream {
     this.restarts += 1;
     this.deps.metrics.upstreamRestarts.inc({ upstream: this.config.name });
     this.deps.metrics.upstreamUp.set({ upstream: this.config.name }, 0);
+    this.countOffered();
     if (Date.now() - this.upSince > STABLE_MS) this.failedStarts = 0;
     clearTimeout(this.timer);
     void this.dropConnections(hung);
     this.deps.registry.changed();
     this.retryLater(`the upstream ${reason}`);
+  }
+
+  /** bastion_upstream_tools: the tools offered now (none while the upstream is down or its circuit open). */
+  private countOffered(): void {
+    this.deps.metrics.upstreamTools.set(
+      { upstream: this.config.name },
+      this.available() ? this.toolNames.length : 0,
+    );
   }
 
   private async dropConnections(hung = false): Promise<void> {
@@ -329,6 +339,7 @@ export class Upstream {
     const name = circuitStateName(state) ?? 'open';
     if (name === 'open') this.openedAt = Date.now();
     this.deps.metrics.upstreamCircuitOpen.set({ upstream: this.config.name }, name === 'open' ? 1 : 0);
+    this.countOffered();
     this.logger.warn({ circuit: name }, 'upstream circuit changed');
     if (name !== 'half-open') this.deps.registry.changed();
     if (name === 'open' && this.state === 'up') this.scheduleCheck();

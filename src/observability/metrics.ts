@@ -106,7 +106,7 @@ export class Metrics {
   );
   readonly upstreamTools = this.labelledGauge(
     'upstream_tools',
-    'Tools offered from an upstream MCP server.',
+    'Tools offered now from an upstream MCP server (0 while it is down or its circuit is open).',
     ['upstream'],
   );
 

@@ -250,6 +250,7 @@ describe('stdio upstreams: server-memory and server-everything', () => {
       expect(textOf(meanwhile)).toMatch(
         /memory_read_graph is unavailable: the upstream memory is not connected/,
       );
+      expect(await metric('bastion_upstream_tools', { upstream: 'memory' })).toBe(0);
 
       const seen = changes;
       await waitFor('the memory tools are back', () => h.names().includes('memory_read_graph'));
@@ -264,6 +265,7 @@ describe('stdio upstreams: server-memory and server-everything', () => {
     expect(alive(pid as number)).toBe(false);
     expect(await metric('bastion_upstream_restarts_total', { upstream: 'memory' })).toBe(1);
     expect(await metric('bastion_upstream_up', { upstream: 'memory' })).toBe(1);
+    expect(await metric('bastion_upstream_tools', { upstream: 'memory' })).toBe(status.tools.length);
     const graph = await h.call('memory_read_graph', {});
     expect((graph.structuredContent?.entities as { name: string }[]).map((e) => e.name)).toEqual(['Ada']);
   });
@@ -535,6 +537,7 @@ describe('the circuit breaker of an HTTP upstream', () => {
     expect(h.names().some((n) => n.startsWith('flaky_'))).toBe(false);
     expect(h.names()).toContain('read_text_file');
     expect(await metric('bastion_upstream_circuit_open', { upstream: 'flaky' })).toBe(1);
+    expect(await metric('bastion_upstream_tools', { upstream: 'flaky' })).toBe(0);
     const requests = upstream.requests.length;
     const paused = await h.call('flaky_echo', { text: 'paused' });
     expect(textOf(paused)).toMatch(
@@ -546,6 +549,7 @@ describe('the circuit breaker of an HTTP upstream', () => {
     await waitFor('the flaky tools are back', () => h.names().includes('flaky_echo'), 5000);
     expect(statusOf(h.gateway, 'flaky')).toMatchObject({ state: 'up', circuit: 'closed', restarts: 0 });
     expect(await metric('bastion_upstream_circuit_open', { upstream: 'flaky' })).toBe(0);
+    expect(await metric('bastion_upstream_tools', { upstream: 'flaky' })).toBeGreaterThan(0);
     expect(textOf(await h.call('flaky_echo', { text: 'back' }))).toBe('back');
   });
 
