@@ -44,10 +44,9 @@ export function describeFailure(error: unknown): string {
     if (error.code === SdkErrorCode.ConnectionClosed) return 'closed the connection';
     if (error.code === SdkErrorCode.RequestTimeout) return 'did not answer in time';
   }
-  const code = causes(error)
-    .map((e) => (e as NodeJS.ErrnoException).code)
-    .find(Boolean);
-  if (code) return `could not be reached (${code})`;
+  const system = causes(error).find((e): e is NodeJS.ErrnoException => !!(e as NodeJS.ErrnoException).code);
+  if (system?.syscall?.startsWith('spawn')) return `could not be started (${system.code})`;
+  if (system) return `could not be reached (${system.code})`;
   return `failed: ${shortened(error instanceof Error ? error.message : String(error))}`;
 }
 

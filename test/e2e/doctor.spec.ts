@@ -88,7 +88,7 @@ describe('bastion doctor', () => {
     const result = await doctor(cwd);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(
-      /upstream db: .*no-such-server postgresql:\/\/\[redacted\]@db:5432\/app\n {2}FAILED: could not be reached \(ENOENT\)/,
+      /upstream db: .*no-such-server postgresql:\/\/\[redacted\]@db:5432\/app\n {2}FAILED: could not be started \(ENOENT\)/,
     );
     expect(result.stdout).not.toContain('db-password');
     expect(result.stdout).toContain('upstreams: 1 of 2 failed');

@@ -598,7 +598,7 @@ describe('upstreams that are disabled, missing, or closed', () => {
 
       const missing = statusOf(h.gateway, 'late');
       expect(missing).toMatchObject({ state: 'down', tools: [] });
-      expect(missing.lastError).toContain('ENOENT');
+      expect(missing.lastError).toBe('could not be started (ENOENT)');
       expect(missing.pid).toBeUndefined();
       expect(statusOf(h.gateway, 'kept').state).toBe('up');
 
