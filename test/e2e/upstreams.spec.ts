@@ -512,6 +512,64 @@ describe('bastion stdio with an upstream', () => {
   });
 });
 
+describe('a Bastion in front of another Bastion', () => {
+  let base: string;
+  let inner: HttpServer;
+  let outer: HttpServer;
+
+  beforeAll(async () => {
+    base = tmpDir('bastion-upstreams-nested-');
+    mkdirSync(path.join(base, 'inner-ws'));
+    mkdirSync(path.join(base, 'outer-ws'));
+    writeFileSync(path.join(base, 'inner-ws', 'notes.txt'), 'kept by the inner Bastion\n');
+    const keys = new KeyStore(path.join(base, 'inner-data/keys.json'));
+    const { key } = await keys.create({ client: 'outer-bastion', scopes: ['files:read'] });
+    inner = await startTestServer(path.join(base, 'inner-ws'), {
+      auth: { mode: 'api-key' },
+      dataDir: path.join(base, 'inner-data'),
+      audit: { enabled: false },
+    });
+    outer = await startTestServer(path.join(base, 'outer-ws'), {
+      upstreams: {
+        inner: { url: inner.url, headers: { Authorization: `Bearer ${key}` } },
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await outer?.close(100);
+    await inner?.close(100);
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it("offers the inner server's tools within its key's scopes and reads its workspace through it", async () => {
+    const client = new Client({ name: 'nested', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
+    await client.connect(new StreamableHTTPClientTransport(new URL(outer.url)));
+    try {
+      const names = await waitFor('the inner tools are listed', async () => {
+        const listed = await toolNames(client);
+        return listed.includes('inner_read_text_file') ? listed : undefined;
+      });
+      // The inner key reads only: the inner Bastion offers the outer one no write tool and no converse.
+      expect(names).not.toContain('inner_write_file');
+      expect(names).not.toContain('inner_converse');
+      const read = (await client.callTool({
+        name: 'inner_read_text_file',
+        arguments: { path: 'notes.txt' },
+      })) as Result;
+      expect(read.isError).toBeFalsy();
+      expect(read.content[0]?.text).toBe('kept by the inner Bastion\n');
+      const escape = (await client.callTool({
+        name: 'inner_read_text_file',
+        arguments: { path: '../outer-ws' },
+      })) as Result;
+      expect(escape.isError).toBe(true);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 describe('a 2026-07-28 client listening over HTTP', () => {
   let base: string;
   let server: HttpServer;
