@@ -237,10 +237,7 @@ describe('against a running Bastion (api-key mode)', () => {
   });
 
   afterAll(async () => {
-    if (server) {
-      server.child.kill('SIGTERM');
-      await server.exited;
-    }
+    await server?.stop();
     rmSync(base, { recursive: true, force: true });
   });
 

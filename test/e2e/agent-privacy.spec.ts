@@ -36,8 +36,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  server?.child.kill('SIGTERM');
-  await server?.exited;
+  await server?.stop();
   await fake?.close();
   rmSync(base, { recursive: true, force: true });
 });

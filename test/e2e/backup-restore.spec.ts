@@ -27,7 +27,6 @@ import { spawnServer, type CliServer } from '../support/cli-server.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve('dist/cli.js');
-const STOP_TIMEOUT_MS = 10_000;
 const TEST_TIMEOUT_MS = 90_000;
 /** Turns sent while a backup runs, spread over a few conversations. */
 const BUSY_TURNS = 24;
@@ -94,15 +93,6 @@ async function start(dataDir: string): Promise<CliServer> {
   const server = await spawnServer(workspace, dataDir, { BASTION_AUTH: 'api-key' });
   started.push(server);
   return server;
-}
-
-/** SIGTERM to this server's process; resolves with its exit code (null if it had to be killed). */
-async function stop(server: CliServer): Promise<number | null> {
-  server.child.kill('SIGTERM');
-  const timer = setTimeout(() => server.child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-  const code = await server.exited;
-  clearTimeout(timer);
-  return code;
 }
 
 function api(server: CliServer, key: string, method: string, route: string, body?: unknown) {
@@ -203,7 +193,7 @@ describe('bastion backup and bastion restore', () => {
         expect(modeOf(path.join(out, file))).toBe('600');
       backup = out;
 
-      expect(await stop(first)).toBe(0);
+      expect(await first.stop()).toBe(0);
       rmSync(dataDir, { recursive: true, force: true });
       expect(existsSync(dataDir)).toBe(false);
 
@@ -241,7 +231,7 @@ describe('bastion backup and bastion restore', () => {
         [2, 'list files'],
         [3, 'read todo.txt'],
       ]);
-      expect(await stop(second)).toBe(0);
+      expect(await second.stop()).toBe(0);
 
       // The new server continued the restored chain rather than starting another.
       const continued = await bastion(['audit', 'verify', auditLog]);
@@ -368,7 +358,7 @@ describe('bastion backup and bastion restore', () => {
 
       const restarted = await start(dataDir);
       expect((await fetch(new URL('/health/ready', restarted.url))).status).toBe(200);
-      expect(await stop(restarted)).toBe(0);
+      expect(await restarted.stop()).toBe(0);
     },
     TEST_TIMEOUT_MS,
   );
@@ -391,7 +381,7 @@ describe('bastion backup and bastion restore', () => {
       expect(refused.stderr).toMatch(/conversations\.db is open in another process.*stop it first/);
       expect(snapshot(dataDir)).toEqual(state);
       expect((await fetch(new URL('/health/ready', server.url))).status).toBe(200);
-      expect(await stop(server)).toBe(0);
+      expect(await server.stop()).toBe(0);
     },
     TEST_TIMEOUT_MS,
   );
@@ -435,7 +425,7 @@ describe('bastion backup and bastion restore', () => {
       const taken = await bastion(['backup', '--out', out, '--data-dir', dataDir]);
       await busy;
       expect(taken.code).toBe(0);
-      expect(await stop(server)).toBe(0);
+      expect(await server.stop()).toBe(0);
 
       const restoredDir = path.join(base, 'data-concurrent-restored');
       expect((await bastion(['restore', '--from', out, '--data-dir', restoredDir])).code).toBe(0);

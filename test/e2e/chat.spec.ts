@@ -1,11 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnServer, type CliServer } from '../support/cli-server.js';
+import { freePort } from '../support/processes.js';
 
 const CLI = path.resolve('dist/cli.js');
 const NOTE = 'Remember the milk, then the eggs.';
@@ -47,21 +47,6 @@ function chat(
   );
 }
 
-/** A loopback port on which nothing listens. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-async function stop(server: CliServer | undefined): Promise<void> {
-  if (!server || server.child.exitCode !== null) return;
-  server.child.kill('SIGTERM');
-  await server.exited;
-}
-
 beforeAll(async () => {
   base = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'bastion-chat-')));
   const ws = path.join(base, 'ws');
@@ -91,7 +76,7 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  await Promise.all([stop(open), stop(guarded)]);
+  await Promise.all([open?.stop(), guarded?.stop()]);
   rmSync(base, { recursive: true, force: true });
 });
 
@@ -162,7 +147,7 @@ describe('bastion chat', () => {
   });
 
   it('exits 1 saying that no server answers at an unreachable URL', async () => {
-    const url = `http://127.0.0.1:${await closedPort()}/mcp`;
+    const url = `http://127.0.0.1:${await freePort()}/mcp`;
     const result = await chat(['--url', url], ['list files']);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`error: No server answers at ${url}`);

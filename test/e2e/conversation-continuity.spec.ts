@@ -16,7 +16,6 @@ import { startRedis, type RedisServer } from '../support/redis-server.js';
 const CONCURRENT = 20;
 /** Concurrent turns on the fake model, where each also waits for the model. */
 const MODEL_TURNS = 10;
-const STOP_TIMEOUT_MS = 10_000;
 
 interface Turn {
   seq: number;
@@ -68,15 +67,6 @@ async function start(dataDir: string, env: Record<string, string>): Promise<CliS
   const server = await spawnServer(workspace, path.join(base, dataDir), env);
   started.push(server);
   return server;
-}
-
-/** SIGTERM to this server's process; resolves with its exit code (null if it had to be killed). */
-async function stop(server: CliServer): Promise<number | null> {
-  server.child.kill('SIGTERM');
-  const timer = setTimeout(() => server.child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-  const code = await server.exited;
-  clearTimeout(timer);
-  return code;
 }
 
 /** One `converse` call over MCP with the SDK client, on a fresh session. */
@@ -132,7 +122,7 @@ describe('SQLite, across a restart', () => {
     fake.enqueue(anthropicWire.text(FIRST.answer));
     const one = await converse(before, { prompt: FIRST.prompt });
     expect(one).toMatchObject({ answer: FIRST.answer, usage: { provider: 'anthropic', model_calls: 1 } });
-    expect(await stop(before)).toBe(0);
+    expect(await before.stop()).toBe(0);
 
     const after = await start('data-sqlite', anthropicEnv());
     fake.enqueue(anthropicWire.text(SECOND.answer));
@@ -148,7 +138,7 @@ describe('SQLite, across a restart', () => {
       expect.objectContaining({ seq: 1, ...FIRST }),
       expect.objectContaining({ seq: 2, ...SECOND }),
     ]);
-    expect(await stop(after)).toBe(0);
+    expect(await after.stop()).toBe(0);
   });
 });
 
@@ -175,7 +165,7 @@ describe('Redis, two server processes', () => {
       );
       expect(await turnsOn(server, one.conversation_id)).toEqual(expected);
     }
-    expect(await Promise.all([stop(a), stop(b)])).toEqual([0, 0]);
+    expect(await Promise.all([a.stop(), b.stop()])).toEqual([0, 0]);
   });
 });
 
@@ -213,7 +203,7 @@ describe.each([
         expect(turn.steps).toEqual([expect.objectContaining({ tool: 'read_text_file', outcome: 'ok' })]);
       }
     }
-    expect(await Promise.all(servers.map(stop))).toEqual(servers.map(() => 0));
+    expect(await Promise.all(servers.map((server) => server.stop()))).toEqual(servers.map(() => 0));
   });
 });
 
@@ -260,7 +250,7 @@ describe.each([
         { role: 'user', content: [{ type: 'text', text: turn.prompt }] },
       ]);
     });
-    expect(await Promise.all(servers.map(stop))).toEqual(servers.map(() => 0));
+    expect(await Promise.all(servers.map((server) => server.stop()))).toEqual(servers.map(() => 0));
   });
 });
 

@@ -52,10 +52,7 @@ beforeAll(async () => {
 }, 40_000);
 
 afterAll(async () => {
-  for (const server of servers) {
-    server.child.kill('SIGTERM');
-    await server.exited;
-  }
+  for (const server of servers) await server.stop();
   await redis?.stop();
   rmSync(base, { recursive: true, force: true });
 }, 30_000);

@@ -70,8 +70,7 @@ async function serveAndStop(work: (url: string) => Promise<void>): Promise<void>
   try {
     await work(server.url);
   } finally {
-    server.child.kill('SIGTERM');
-    exitCode = await server.exited;
+    exitCode = await server.stop();
     stdout = server.stdout();
   }
 }

@@ -16,7 +16,8 @@ import { loadConfig } from '../../src/config/config.loader.js';
 import { configSchema } from '../../src/config/config.schema.js';
 import { RedisThrottlerStorage } from '../../src/rate-limit/redis-throttler.storage.js';
 import { connectRedis, connectRedisCluster } from '../../src/store/redis-connection.js';
-import { findFreePort, startRedis, type RedisServer } from '../support/redis-server.js';
+import { freePort } from '../support/processes.js';
+import { startRedis, type RedisServer } from '../support/redis-server.js';
 
 const silent = pino({ level: 'silent' });
 let base: string;
@@ -178,7 +179,7 @@ describe('TLS (rediss://)', () => {
       '-out',
       'server.crt',
     );
-    tlsPort = await findFreePort();
+    tlsPort = await freePort();
     await start({
       args: [
         '--tls-port',

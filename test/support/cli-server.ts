@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { stopProcess } from './processes.js';
 
 const CLI = path.resolve('dist/cli.js');
 
@@ -12,7 +13,11 @@ export interface CliServer {
   exited: Promise<number | null>;
   stdout(): string;
   stderr(): string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code (null if it had to be killed). */
+  stop(graceMs?: number): Promise<number | null>;
 }
+
+const STOP_GRACE_MS = 10_000;
 
 /** Spawns `node dist/cli.js serve --port 0 --workspace W --data-dir D` and waits until it serves. */
 export async function spawnServer(
@@ -40,5 +45,9 @@ export async function spawnServer(
       }
     });
   });
-  return { child, url, exited, stdout: () => stdout, stderr: () => stderr };
+  const stop = async (graceMs = STOP_GRACE_MS): Promise<number | null> => {
+    await stopProcess(child, 'SIGTERM', graceMs);
+    return exited;
+  };
+  return { child, url, exited, stdout: () => stdout, stderr: () => stderr, stop };
 }

@@ -6,16 +6,15 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnServer, type CliServer } from './cli-server.js';
+import { freePort, stopProcess } from './processes.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 
 const NGINX = '/usr/sbin/nginx';
 const CLI = path.resolve('dist/cli.js');
-const STOP_TIMEOUT_MS = 10_000;
 const NGINX_READY_MS = 10_000;
 const LOG_WAIT_MS = 3_000;
 
@@ -234,25 +233,4 @@ async function waitForNginx(nginx: ChildProcess, origin: string): Promise<void> 
     if (Date.now() > deadline) throw new Error(`nginx did not answer within ${NGINX_READY_MS} ms: ${stderr}`);
     await sleep(50);
   }
-}
-
-/** Signals one process by its PID and waits for it to exit, escalating to SIGKILL after a grace period. */
-async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill(signal);
-  const escalate = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-  await exited;
-  clearTimeout(escalate);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { createConnection, createServer, type AddressInfo } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, stopProcess } from './processes.js';
 
 export interface RedisServer {
   url: string;
@@ -44,7 +45,7 @@ type Readiness = 'ready' | 'port-taken';
 export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
   const binary = findOnPath('redis-server');
   for (let attempt = 1; attempt <= PORT_ATTEMPTS; attempt++) {
-    const port = await findFreePort();
+    const port = await freePort();
     const child = launch(binary, port, options);
     const readiness = await waitUntilReady(child, port).catch(async (error: unknown) => {
       await stopChild(child);
@@ -94,18 +95,6 @@ function findOnPath(command: string): string {
   throw new Error(
     `${command} is not on PATH; the Redis integration tests need a real server: apt-get install -y redis-server`,
   );
-}
-
-/** Asks the OS for a free port; another process may still take it before redis binds, hence the retries. */
-export function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function launch(
@@ -192,9 +181,6 @@ function hasExited(child: ChildProcess): boolean {
 }
 
 async function stopChild(child: RedisChild): Promise<void> {
-  if (hasExited(child.process) || child.process.pid === undefined) return child.exited;
-  child.process.kill('SIGTERM');
-  const escalate = setTimeout(() => child.process.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  await stopProcess(child.process, 'SIGTERM', STOP_TIMEOUT_MS);
   await child.exited;
-  clearTimeout(escalate);
 }
