@@ -10,11 +10,12 @@ import {
   type Tool as McpTool,
   type Transport,
 } from '@modelcontextprotocol/client';
-import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import type { Logger } from 'pino';
+import { printable } from '../common/printable.js';
 import type { UpstreamConfig } from '../config/upstreams.schema.js';
 import { VERSION } from '../mcp/server-info.js';
 import { cappedFetch, ResponseTooLarge } from './capped-fetch.js';
+import { StdioTransport } from './stdio-transport.js';
 
 export interface ConnectionOptions {
   logger: Logger;
@@ -26,6 +27,13 @@ export interface ConnectionOptions {
   onClosed?: (reason: string) => void;
   /** Told when the upstream says its tools changed. */
   onToolsChanged?: () => void;
+}
+
+/** The server's name, title and version as it reported them, printable and cut short. */
+export interface UpstreamServer {
+  name: string;
+  version: string;
+  title?: string;
 }
 
 export interface CallOptions {
@@ -44,6 +52,8 @@ export function messageLimit(maxResponseBytes: number): number {
 
 /** Lines of an upstream's stderr kept in the log: enough to see why it failed, not a flood. */
 const MAX_STDERR_LINE = 500;
+/** A server's name, title or version longer than this is cut. */
+const MAX_SERVER_INFO = 200;
 const TOO_LARGE = 'sent a message over the size limit';
 /** Marks the answer Bastion gives itself for a reply it cut off; unknown to upstreams, so none can forge it. */
 const CUT_OFF = randomUUID();
@@ -86,14 +96,15 @@ export class UpstreamConnection {
     return connection;
   }
 
-  /** The process id of a stdio upstream. */
+  /** The process id of a stdio upstream (also its process group's). */
   get pid(): number | undefined {
-    return this.transport instanceof StdioClientTransport ? (this.transport.pid ?? undefined) : undefined;
+    return this.transport instanceof StdioTransport ? this.transport.pid : undefined;
   }
 
-  /** The server's name and version as it reported them. */
-  get server(): { name: string; version: string } | undefined {
-    return this.client.getServerVersion();
+  /** The server's name, title and version as it reported them, fit to show. */
+  get server(): UpstreamServer | undefined {
+    const info = this.client.getServerVersion();
+    return info && serverOf(info);
   }
 
   async listTools(timeoutMs: number): Promise<McpTool[]> {
@@ -131,17 +142,13 @@ export class UpstreamConnection {
     }
   }
 
-  /** Closes the connection; `hung`: the process stopped answering, so it is killed rather than asked to end. */
+  /**
+   * Closes the connection, and for stdio ends the child's process group; `hung`: the process stopped
+   * answering, so its group is killed rather than asked to end.
+   */
   async close(hung = false): Promise<void> {
     this.closing = true;
-    const pid = this.pid;
-    if (hung && pid !== undefined) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    if (hung && this.transport instanceof StdioTransport) this.transport.kill();
     await this.client.close().catch(() => undefined);
   }
 
@@ -153,7 +160,7 @@ export class UpstreamConnection {
   private closed(onClosed: ConnectionOptions['onClosed']): void {
     if (this.closing) return;
     this.closing = true;
-    this.closeReason ??= this.transport instanceof StdioClientTransport ? 'exited' : 'closed the connection';
+    this.closeReason ??= this.transport instanceof StdioTransport ? 'exited' : 'closed the connection';
     onClosed?.(this.closeReason);
   }
 }
@@ -168,16 +175,24 @@ function createTransport(config: UpstreamConfig, options: ConnectionOptions): Tr
     });
     return transport;
   }
-  const transport = new StdioClientTransport({
+  const transport = new StdioTransport({
     command: config.command as string,
     args: config.args,
     env: config.env,
     ...(config.cwd && { cwd: config.cwd }),
-    stderr: 'pipe',
-    maxBufferSize: options.maxMessageBytes,
+    maxMessageBytes: options.maxMessageBytes,
   });
-  logLines(transport.stderr as Readable | null, options.logger);
+  logLines(transport.stderr, options.logger);
   return transport;
+}
+
+function serverOf(info: { name: string; version: string; title?: string }): UpstreamServer {
+  const shown = (text: string) => printable(text.slice(0, MAX_SERVER_INFO));
+  return {
+    name: shown(info.name),
+    version: shown(info.version),
+    ...(info.title && { title: shown(info.title) }),
+  };
 }
 
 /**
@@ -207,10 +222,9 @@ function answerCutOff(transport: Transport, body: unknown): void {
 }
 
 /** The upstream's stderr, line by line, into Bastion's log (at debug: upstreams are chatty). */
-function logLines(stream: Readable | null, logger: Logger): void {
-  if (!stream) return;
+function logLines(stream: Readable, logger: Logger): void {
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
   lines.on('line', (line) => {
-    if (line.trim()) logger.debug({ stderr: line.slice(0, MAX_STDERR_LINE) }, 'upstream stderr');
+    if (line.trim()) logger.debug({ stderr: printable(line.slice(0, MAX_STDERR_LINE)) }, 'upstream stderr');
   });
 }

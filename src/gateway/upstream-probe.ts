@@ -1,8 +1,8 @@
 import pino from 'pino';
 import type { UpstreamConfig } from '../config/upstreams.schema.js';
 import { maskUrls } from '../observability/secret-redaction.js';
-import { describeFailure } from './upstream-errors.js';
-import { messageLimit, UpstreamConnection } from './upstream-connection.js';
+import { failureDetail } from './upstream-errors.js';
+import { messageLimit, UpstreamConnection, type UpstreamServer } from './upstream-connection.js';
 import { upstreamTools, type SkippedTool } from './upstream-tools.js';
 
 /** What one connection attempt to an upstream found. */
@@ -15,12 +15,13 @@ export interface UpstreamProbe {
   ok: boolean;
   connectMs?: number;
   pingMs?: number;
-  server?: { name: string; version: string };
+  server?: UpstreamServer;
   /** The tools Bastion would offer, with their prefix. */
   tools?: string[];
   skipped?: SkippedTool[];
   /** Tools not offered because a Bastion tool or an earlier upstream has the name. */
   clashes?: string[];
+  /** For the operator's terminal: the upstream's own words in it are printable, redacted and cut short. */
   error?: string;
 }
 
@@ -54,7 +55,7 @@ export async function probeUpstream(
     });
     probe.connectMs = Math.round(performance.now() - started);
     const server = connection.server;
-    if (server) probe.server = { name: server.name, version: server.version };
+    if (server) probe.server = server;
     const listed = await connection.listTools(config.timeoutMs);
     const pinged = performance.now();
     await connection.ping(config.timeoutMs);
@@ -66,7 +67,7 @@ export async function probeUpstream(
     for (const name of probe.tools) options.taken.add(name);
     probe.ok = true;
   } catch (error) {
-    probe.error = describeFailure(error);
+    probe.error = failureDetail(error);
   } finally {
     await connection?.close();
   }

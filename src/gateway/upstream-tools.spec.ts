@@ -125,6 +125,63 @@ describe('upstreamTools', () => {
     expect(tool?.title).toBe('t'.repeat(200));
   });
 
+  it('strips escapes, controls and bidirectional overrides from titles and descriptions, keeping newlines and tabs', () => {
+    const [titled, annotated] = upstreamTools(
+      configOf(),
+      [
+        listed('a', {
+          title: 'Re\u001b[31mad\u202e',
+          description: 'Reads.\n\tArgs: path.\u001b]0;owned\u0007\r\nEnd\u001b[8m hidden\u0000',
+        }),
+        listed('b', { annotations: { title: 'Line\nbreak\u009b2J' } }),
+      ],
+      never,
+      always,
+    ).tools;
+    expect(titled?.title).toBe('Read');
+    expect(titled?.description).toBe('Reads.\n\tArgs: path.\nEnd hidden');
+    expect(annotated?.title).toBe('Line break');
+  });
+
+  it("strips escapes from the titles and descriptions in a tool's schemas, and leaves names and data alone", () => {
+    const inputSchema = {
+      type: 'object' as const,
+      description: 'Top\u001b[2J',
+      properties: {
+        'odd\u001bname': { type: 'string', title: 'T\u0007', description: 'Line 1\nLine 2\u202e' },
+        description: { type: 'string', enum: ['a\u001b[1m'], default: 'b\u0007', examples: ['c\u0085'] },
+      },
+      $defs: { item: { title: 'Item\u009b31m', const: 'x\u001b[0m' } },
+    };
+    const outputSchema = {
+      type: 'object' as const,
+      properties: { hits: { description: 'Hits\u001b]8;;x\u001b\\' } },
+    };
+    const [tool] = upstreamTools(
+      configOf(),
+      [listed('s', { inputSchema, outputSchema })],
+      never,
+      always,
+    ).tools;
+    expect(tool?.schemas?.input).toEqual({
+      type: 'object',
+      description: 'Top',
+      properties: {
+        'odd\u001bname': { type: 'string', title: 'T', description: 'Line 1\nLine 2' },
+        description: { type: 'string', enum: ['a\u001b[1m'], default: 'b\u0007', examples: ['c\u0085'] },
+      },
+      $defs: { item: { title: 'Item', const: 'x\u001b[0m' } },
+    });
+    expect(tool?.schemas?.output).toEqual({ type: 'object', properties: { hits: { description: 'Hits' } } });
+  });
+
+  it('names a skipped tool without the escapes its name carried', () => {
+    const { skipped } = upstreamTools(configOf(), [listed('bad\u001b[31mname\u202e')], never, always);
+    expect(skipped).toEqual([
+      { name: 'badname', reason: 'the name, with its prefix, is not 1-64 letters, digits, _ or -' },
+    ]);
+  });
+
   it('takes the title from the tool, then its annotations, then its name', () => {
     const titles = upstreamTools(
       configOf(),
@@ -177,11 +234,13 @@ describe('upstreamTools', () => {
       never,
       always,
     ).tools;
-    expect(tool?.schemas?.input).toBe(inputSchema);
-    expect(tool?.schemas?.output).toBe(outputSchema);
-    expect(tool?.scope).toBe('files:read');
+    expect(tool?.schemas?.input).toEqual(inputSchema);
+    expect(tool?.schemas?.output).toEqual(outputSchema);
+    expect(tool?.scopes).toEqual(['files:read']);
     expect(noOutput?.schemas).not.toHaveProperty('output');
-    expect(upstreamTools(configOf(), [listed('x')], never, always).tools[0]?.scope).toBe('upstream:mem');
+    expect(upstreamTools(configOf(), [listed('x')], never, always).tools[0]?.scopes).toEqual([
+      'upstream:mem',
+    ]);
   });
 
   it("hands a call to `call` with the upstream's own name and the tool's hints", async () => {

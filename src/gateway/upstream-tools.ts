@@ -1,5 +1,6 @@
 import type { CallToolResult, Tool as McpTool } from '@modelcontextprotocol/client';
 import { z } from 'zod';
+import { printable } from '../common/printable.js';
 import type { UpstreamConfig } from '../config/upstreams.schema.js';
 import { jsonBytes } from '../tools/json-bytes.js';
 import type { ContentBlock, Tool, ToolAnnotations, ToolContext, ToolResult } from '../tools/tool.js';
@@ -9,6 +10,9 @@ const TOOL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /** An upstream offers at most this many tools; more is a misconfiguration or an attack on the model's context. */
 export const MAX_UPSTREAM_TOOLS = 256;
 const MAX_DESCRIPTION_CHARS = 2_048;
+const MAX_TITLE_CHARS = 200;
+/** A skipped tool's name is shown this long at most. */
+const MAX_SKIPPED_NAME_CHARS = 100;
 const MAX_SCHEMA_BYTES = 64 * 1024;
 
 /** A tool the upstream listed that is not offered, and why. */
@@ -27,7 +31,8 @@ export type UpstreamCall = (
 
 /**
  * The tools of an upstream as Bastion offers them: the allow and deny lists applied, the name prefixed, the
- * upstream's schemas shown as they are, and every call handed to `call` after the door's checks.
+ * upstream's texts made printable (titles, descriptions, and those in its schemas), its schemas otherwise
+ * shown as they are, and every call handed to `call` after the door's checks.
  */
 export function upstreamTools(
   config: UpstreamConfig,
@@ -50,26 +55,34 @@ export function upstreamTools(
             ? `its schemas are over ${MAX_SCHEMA_BYTES} bytes`
             : undefined;
     if (reason) {
-      skipped.push({ name: tool.name, reason });
+      skipped.push({ name: printable(tool.name.slice(0, MAX_SKIPPED_NAME_CHARS)), reason });
       continue;
     }
     const annotations = hintsOf(tool);
+    const inputSchema = withPrintableTexts(tool.inputSchema) as Record<string, unknown>;
     tools.push({
       name,
-      title: (tool.title ?? tool.annotations?.title ?? tool.name).slice(0, 200),
-      description: (tool.description ?? '').slice(0, MAX_DESCRIPTION_CHARS),
-      scope: config.scope,
+      title: printable((tool.title ?? tool.annotations?.title ?? tool.name).slice(0, MAX_TITLE_CHARS)),
+      description: describedAs(tool.description ?? ''),
+      scopes: [config.scope],
       annotations,
-      input: inputValidator(tool.inputSchema),
+      input: inputValidator(inputSchema),
       schemas: {
-        input: tool.inputSchema as Record<string, unknown>,
-        ...(tool.outputSchema && { output: tool.outputSchema as Record<string, unknown> }),
+        input: inputSchema,
+        ...(tool.outputSchema && {
+          output: withPrintableTexts(tool.outputSchema) as Record<string, unknown>,
+        }),
       },
       available,
       handler: (args, ctx) => call(tool.name, args, ctx, annotations),
     });
   }
   return { tools, skipped };
+}
+
+/** A description as shown: cut short, printable, its newlines and tabs kept (models and clients read them). */
+function describedAs(text: string): string {
+  return printable(text.slice(0, MAX_DESCRIPTION_CHARS), { keepLines: true });
 }
 
 /** The upstream's hints, with the protocol's defaults where it gave none (assume the worst). */
@@ -121,6 +134,30 @@ function withoutPatterns(schema: unknown): unknown {
       key === 'properties' || key === '$defs' || key === 'definitions'
         ? Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, withoutPatterns(v)]))
         : withoutPatterns(value);
+  }
+  return copy;
+}
+
+/** Keywords whose values are maps of names to schemas. */
+const SCHEMA_MAPS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas']);
+
+/**
+ * A copy of a JSON Schema whose `title` and `description` annotations are printable: clients show them to
+ * people and models. Names (property keys) and data (`enum`, `const`, `default`, `examples`) are left as they
+ * are: changing them would change what the upstream accepts.
+ */
+function withPrintableTexts(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withPrintableTexts);
+  if (typeof schema !== 'object' || schema === null) return schema;
+  const copy: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schema)) {
+    if (VALUE_KEYWORDS.has(key)) copy[key] = value;
+    else if (key === 'description' && typeof value === 'string')
+      copy[key] = printable(value, { keepLines: true });
+    else if (key === 'title' && typeof value === 'string') copy[key] = printable(value);
+    else if (SCHEMA_MAPS.has(key) && typeof value === 'object' && value !== null && !Array.isArray(value))
+      copy[key] = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withPrintableTexts(v)]));
+    else copy[key] = withPrintableTexts(value);
   }
   return copy;
 }

@@ -20,8 +20,15 @@ import type { ToolAnnotations, ToolContext, ToolResult } from '../tools/tool.js'
 import { ToolFailure, ToolRefusal } from '../tools/tool.errors.js';
 import type { ToolRegistry } from '../tools/tool-registry.js';
 import { ResponseTooLarge } from './capped-fetch.js';
-import { messageLimit, UpstreamConnection } from './upstream-connection.js';
-import { causes, describeFailure, isRetryable, isUpstreamFailure, shortened } from './upstream-errors.js';
+import { messageLimit, UpstreamConnection, type UpstreamServer } from './upstream-connection.js';
+import {
+  causes,
+  failureDetail,
+  failureKind,
+  isRetryable,
+  isUpstreamFailure,
+  shortened,
+} from './upstream-errors.js';
 import { toolResultOf, upstreamTools, type SkippedTool } from './upstream-tools.js';
 
 export type UpstreamState = 'starting' | 'up' | 'down' | 'disabled' | 'closed';
@@ -39,8 +46,9 @@ export interface UpstreamStatus {
   /** Tools not offered because another tool has the name. */
   clashes: string[];
   restarts: number;
-  server?: { name: string; version: string };
+  server?: UpstreamServer;
   pid?: number;
+  /** For the operator: the upstream's own words in it are printable, redacted and cut short. */
   lastError?: string;
 }
 
@@ -57,6 +65,8 @@ const RESTART_MAX_MS = 30_000;
 /** A connection that stayed up this long starts the restart backoff over. */
 const STABLE_MS = 60_000;
 const CHECK_TIMEOUT_MS = 10_000;
+/** How much of an upstream's error message the log keeps. */
+const LOGGED_ERROR_CHARS = 2_000;
 
 /**
  * One upstream MCP server: its connections (one for stdio, a small pool for HTTP), kept healthy by periodic
@@ -164,7 +174,7 @@ export class Upstream {
         outcome = 'cancelled';
         throw error;
       }
-      const translated = this.translate(error, tool);
+      const translated = this.translate(error, tool, ctx.requestId);
       outcome = translated.code;
       throw translated;
     } finally {
@@ -218,7 +228,7 @@ export class Upstream {
     const failure = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if ((this.state as UpstreamState) === 'closed' || failure) {
       await Promise.all(connections.map((c) => c.close()));
-      if (failure && this.state !== 'closed') this.retryLater(describeFailure(failure.reason));
+      if (failure && this.state !== 'closed') this.retryLater(failureDetail(failure.reason));
       this.settle();
       return;
     }
@@ -227,7 +237,7 @@ export class Upstream {
       await this.refreshTools();
     } catch (error) {
       await this.dropConnections();
-      this.retryLater(`listing its tools failed: ${describeFailure(error)}`);
+      this.retryLater(`listing its tools failed: ${failureDetail(error)}`);
       this.settle();
       return;
     }
@@ -327,9 +337,9 @@ export class Upstream {
       await this.breaker.execute(() => Promise.all(this.connections.map((c) => c.ping(timeoutMs))));
     } catch (error) {
       if (!(error instanceof BrokenCircuitError)) {
-        this.lastError = describeFailure(error);
+        this.lastError = failureDetail(error);
         if (this.breaker.state !== CircuitState.Closed)
-          return this.lost(`${this.lastError} to a check`, true);
+          return this.lost(`${failureKind(error)} to a check`, true);
       }
     }
     if (this.state === 'up') this.scheduleCheck();
@@ -360,29 +370,38 @@ export class Upstream {
     );
   }
 
-  private translate(error: unknown, tool: string): ToolRefusal | ToolFailure {
-    const { name, timeoutMs } = this.config;
+  /**
+   * A failure as the caller sees it: Bastion's words (which upstream, what kind of failure, the request id),
+   * never the upstream's text, which goes to the log for the operator.
+   */
+  private translate(error: unknown, tool: string, requestId: string): ToolRefusal | ToolFailure {
     if (error instanceof ToolRefusal) return error;
     if (error instanceof BrokenCircuitError) return this.unavailable(tool);
+    this.logger.warn(
+      { tool, reqId: requestId, reason: failureDetail(error, LOGGED_ERROR_CHARS) },
+      'upstream call failed',
+    );
+    const { name, timeoutMs } = this.config;
+    const request = `(request ${requestId})`;
     if (error instanceof SdkError && error.code === SdkErrorCode.RequestTimeout)
       return new ToolFailure(
         'upstream_timeout',
-        `${tool} timed out: the upstream ${name} did not answer within ${formatMs(timeoutMs)}.`,
+        `${tool} timed out: the upstream ${name} did not answer within ${formatMs(timeoutMs)} ${request}.`,
       );
     if (error instanceof ProtocolError && error.code === ProtocolErrorCode.InvalidParams)
       return new ToolRefusal(
         'invalid_arguments',
-        `${tool}: the upstream ${name} refused the arguments: ${shortened(error.message)}`,
+        `${tool}: the upstream ${name} refused the arguments ${request}.`,
       );
     const tooLarge = causes(error).find((e): e is ResponseTooLarge => e instanceof ResponseTooLarge);
     if (tooLarge)
       return new ToolFailure(
         'too_large',
-        `${tool} failed: the upstream ${name} sent a reply over the ${tooLarge.limit}-byte limit.`,
+        `${tool} failed: the upstream ${name} sent a reply over the ${tooLarge.limit}-byte limit ${request}.`,
       );
     return new ToolFailure(
       'upstream_failed',
-      `${tool} failed: the upstream ${name} ${describeFailure(error)}.`,
+      `${tool} failed: the upstream ${name} ${failureKind(error)} ${request}.`,
     );
   }
 }

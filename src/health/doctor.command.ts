@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
+import { printable } from '../common/printable.js';
 import type { BastionConfig } from '../config/config.schema.js';
 import { probeUpstream, type UpstreamProbe } from '../gateway/upstream-probe.js';
 import { workspaceTools } from '../workspace/workspace.tools.js';
@@ -40,7 +41,8 @@ export function doctorCommand(loadConfig: (flags: DoctorFlags) => BastionConfig,
       for (const upstream of upstreams) {
         const probe = await probeUpstream(upstream, { maxResponseBytes, taken });
         if (probe.enabled && !probe.ok) failed += 1;
-        for (const line of report(probe)) out(line);
+        // Security: an upstream's names and errors reach the operator's terminal as text, never as controls.
+        for (const line of report(probe)) out(printable(line));
       }
       out(failed === 0 ? 'upstreams: all answered' : `upstreams: ${failed} of ${upstreams.length} failed`);
       if (failed > 0) process.exitCode = 1;

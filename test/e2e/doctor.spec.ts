@@ -9,6 +9,10 @@ import { TestUpstream } from '../support/upstream-server.js';
 const run = promisify(execFile);
 const CLI = path.resolve('dist/cli.js');
 const MEMORY = path.resolve('node_modules/@modelcontextprotocol/server-memory/dist/index.js');
+const HOSTILE = path.resolve('test/support/hostile-upstream.mjs');
+/** What must never reach the operator's terminal from an upstream: C0 and C1 controls but the newline, DEL, bidi. */
+// eslint-disable-next-line no-control-regex
+const CONTROLS = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 /** Runs `bastion doctor` in `cwd`, which holds config/mcp.json. */
 async function doctor(cwd: string, env: Record<string, string> = {}, args: string[] = []) {
@@ -92,6 +96,26 @@ describe('bastion doctor', () => {
     );
     expect(result.stdout).not.toContain('db-password');
     expect(result.stdout).toContain('upstreams: 1 of 2 failed');
+  });
+
+  it("prints an upstream's names and errors without escapes, controls or secrets", async () => {
+    const cwd = withUpstreams({
+      hostile: { command: process.execPath, args: [HOSTILE] },
+      failing: { command: process.execPath, args: [HOSTILE], env: { HOSTILE_FAIL: 'list' } },
+    });
+    const result = await doctor(cwd);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(
+      /upstream hostile: .*hostile-upstream\.mjs\n {2}ok: evil-server 6\.66, connected in/,
+    );
+    expect(result.stdout).toContain(
+      '  not offered: badname (the name, with its prefix, is not 1-64 letters, digits, _ or -)',
+    );
+    expect(result.stdout).toContain(
+      '  FAILED: answered with an error (-32603): database failed: password=[redacted] at /srv/app/secret.js\n',
+    );
+    expect(result.stdout).not.toContain('hunter2');
+    expect(result.stdout).not.toMatch(CONTROLS);
   });
 
   it('checks one upstream when asked, and says when there are none', async () => {

@@ -20,6 +20,7 @@ import { childrenOf, waitFor } from '../support/processes.js';
 const CLI = path.resolve('dist/cli.js');
 const MEMORY_JS = path.resolve('node_modules/@modelcontextprotocol/server-memory/dist/index.js');
 const EVERYTHING_JS = path.resolve('node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+const HOSTILE_JS = path.resolve('test/support/hostile-upstream.mjs');
 const UPSTREAM_SECRET = 'upstream-secret';
 /** Given to the memory upstream's process only. */
 const MEMORY_ONLY_SECRET = 'memory-only-secret-5b2e91';
@@ -567,6 +568,60 @@ describe('a Bastion in front of another Bastion', () => {
     } finally {
       await client.close();
     }
+  });
+});
+
+describe('a client of an upstream that sends escapes, controls and secrets', () => {
+  let base: string;
+  let server: HttpServer;
+  let client: Client;
+
+  beforeAll(async () => {
+    base = tmpDir('bastion-upstreams-hostile-');
+    mkdirSync(path.join(base, 'ws'));
+    server = await startTestServer(path.join(base, 'ws'), {
+      upstreams: { hostile: { command: process.execPath, args: [HOSTILE_JS], breakerFailures: 100 } },
+    });
+    client = new Client({ name: 'hostile-e2e', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(server.url)));
+    await waitFor('the hostile tools are listed', async () =>
+      (await toolNames(client)).includes('hostile_leak'),
+    );
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    await server?.close(100);
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('lists its tools with printable titles and descriptions, its schema texts included', async () => {
+    const { tools } = await client.listTools(undefined, { cacheMode: 'bypass' });
+    const leak = tools.find((t) => t.name === 'hostile_leak');
+    expect(leak).toMatchObject({ title: 'Leak', description: 'Finds things.\n\tSafe line. hiddenevil' });
+    expect(leak?.inputSchema.properties).toEqual({
+      q: {
+        type: 'string',
+        title: 'Query',
+        description: 'What to find.',
+        enum: ['plain', 'refuse', 'data\u001b[1m'],
+      },
+    });
+  });
+
+  it("answers its failures in Bastion's words with the request id, never with the upstream's text", async () => {
+    const failed = (await client.callTool({ name: 'hostile_leak', arguments: { q: 'plain' } })) as Result;
+    expect(failed.isError).toBe(true);
+    expect(failed.content[0]?.text).toMatch(
+      /^hostile_leak failed: the upstream hostile answered with an error \(-32603\) \(request [\w-]+\)\.$/,
+    );
+    const refused = (await client.callTool({ name: 'hostile_leak', arguments: { q: 'refuse' } })) as Result;
+    expect(refused.isError).toBe(true);
+    expect(refused.content[0]?.text).toMatch(
+      /^hostile_leak: the upstream hostile refused the arguments \(request [\w-]+\)\.$/,
+    );
+    for (const result of [failed, refused])
+      expect(JSON.stringify(result)).not.toMatch(/database|hunter2|srv/);
   });
 });
 

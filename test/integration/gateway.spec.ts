@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { localPrincipal, type Principal, type UpstreamScope } from '../../src/auth/principal.js';
 import { upstreamsSchema } from '../../src/config/upstreams.schema.js';
 import { Gateway } from '../../src/gateway/gateway.js';
@@ -16,10 +17,12 @@ import { ToolRegistry } from '../../src/tools/tool-registry.js';
 import { workspaceTools } from '../../src/workspace/workspace.tools.js';
 import { TestUpstream } from '../support/upstream-server.js';
 import { createWorkspaceFixture, textOf, type WorkspaceFixture } from '../support/workspace-fixture.js';
-import { alive, waitFor } from '../support/processes.js';
+import { alive, childrenOf, waitFor } from '../support/processes.js';
 
 const MEMORY_SERVER = path.resolve('node_modules/@modelcontextprotocol/server-memory/dist/index.js');
 const EVERYTHING_SERVER = path.resolve('node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+const HOSTILE_SERVER = path.resolve('test/support/hostile-upstream.mjs');
+const NPX_WRAPPER = path.resolve('test/support/npx-wrapper.mjs');
 const MIB = 1024 * 1024;
 
 /** A stdio MCP server that completes the handshake and never answers anything else. */
@@ -77,11 +80,12 @@ interface Harness {
 async function startHarness(
   upstreams: Record<string, unknown>,
   maxResponseBytes = 4 * MIB,
+  gatewayLogger: Logger = logger,
 ): Promise<Harness> {
   const ws = await createWorkspaceFixture();
   const configs = upstreamsSchema.parse(upstreams);
   const registry = new ToolRegistry(workspaceTools, maxResponseBytes);
-  const gateway = new Gateway(configs, { registry, logger, metrics, maxResponseBytes });
+  const gateway = new Gateway(configs, { registry, logger: gatewayLogger, metrics, maxResponseBytes });
   const scopes = configs.map((c) => c.scope).filter((s): s is UpstreamScope => s.startsWith('upstream:'));
   const principal = localPrincipal(false, false, scopes);
   const ctx = (overrides: Partial<ToolContext> = {}): ToolContext => ({
@@ -226,9 +230,9 @@ describe('stdio upstreams: server-memory and server-everything', () => {
       InvalidToolCall,
     );
     await expect(h.registry.run('ev_echo', {}, h.ctx())).rejects.toBeInstanceOf(InvalidToolCall);
-    expect(() => h.registry.run('memory_delete_entities', { entityNames: ['Ada'] }, h.ctx())).toThrow(
-      InvalidToolCall,
-    );
+    await expect(
+      h.registry.run('memory_delete_entities', { entityNames: ['Ada'] }, h.ctx()),
+    ).rejects.toBeInstanceOf(InvalidToolCall);
     expect(await metric('bastion_upstream_calls_total', { upstream: 'memory' })).toBe(before);
     expect(await metric('bastion_upstream_calls_total', { upstream: 'everything' })).toBe(2);
     const graph = await h.call('memory_read_graph', {});
@@ -280,7 +284,9 @@ describe('stdio upstreams: server-memory and server-everything', () => {
       const first = await h.call('ev_echo', { message: 'anyone there?' });
       expect(Date.now() - started).toBeLessThan(3000);
       expect(first.isError).toBe(true);
-      expect(textOf(first)).toBe('ev_echo timed out: the upstream everything did not answer within 1s.');
+      expect(textOf(first)).toBe(
+        'ev_echo timed out: the upstream everything did not answer within 1s (request gateway-test).',
+      );
 
       // Calls and health checks fail until breakerFailures in a row open the circuit.
       await waitFor(
@@ -410,7 +416,9 @@ describe('an HTTP upstream', () => {
     const started = Date.now();
     const overCap = await h.call('web_big', { bytes: cap + 10_000 });
     expect(overCap.isError).toBe(true);
-    expect(textOf(overCap)).toBe(`web_big failed: the upstream web sent a reply over the ${cap}-byte limit.`);
+    expect(textOf(overCap)).toBe(
+      `web_big failed: the upstream web sent a reply over the ${cap}-byte limit (request gateway-test).`,
+    );
     expect(Date.now() - started).toBeLessThan(1000);
     expect(await metric('bastion_upstream_calls_total', { upstream: 'web', outcome: 'too_large' })).toBe(1);
 
@@ -436,7 +444,9 @@ describe('an HTTP upstream', () => {
     upstream.failNext(1);
     const result = await h.call('web_write', { value: 'once' });
     expect(result.isError).toBe(true);
-    expect(textOf(result)).toBe('web_write failed: the upstream web answered HTTP 503.');
+    expect(textOf(result)).toBe(
+      'web_write failed: the upstream web answered HTTP 503 (request gateway-test).',
+    );
     expect(upstream.calls.write ?? 0).toBe(writes);
     expect(toolCalls()).toBe(before + 1);
     expect(textOf(await h.call('web_write', { value: 'twice' }))).toBe('wrote twice');
@@ -463,7 +473,9 @@ describe('an HTTP upstream', () => {
     const result = await h.call('web_hang', {});
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     expect(result.isError).toBe(true);
-    expect(textOf(result)).toBe('web_hang timed out: the upstream web did not answer within 1s.');
+    expect(textOf(result)).toBe(
+      'web_hang timed out: the upstream web did not answer within 1s (request gateway-test).',
+    );
     await waitFor('the upstream sees the cancellation', () => upstream.cancelled === cancelled + 1);
     expect(upstream.calls.hang).toBe(hangs + 1);
   });
@@ -529,7 +541,9 @@ describe('the circuit breaker of an HTTP upstream', () => {
     await waitFor('the flaky circuit opens', async () => {
       const result = await h.call('flaky_write', { value: 'x' });
       expect(result.isError).toBe(true);
-      expect(textOf(result)).toBe('flaky_write failed: the upstream flaky answered HTTP 503.');
+      expect(textOf(result)).toBe(
+        'flaky_write failed: the upstream flaky answered HTTP 503 (request gateway-test).',
+      );
       return statusOf(h.gateway, 'flaky').circuit === 'open';
     });
     expect(upstream.calls.write).toBeUndefined();
@@ -677,7 +691,7 @@ describe('a stdio upstream that replies over the transport cap', () => {
     });
     expect(big.isError).toBe(true);
     expect(textOf(big)).toBe(
-      `small_create_entities failed: the upstream small sent a reply over the ${cap}-byte limit.`,
+      `small_create_entities failed: the upstream small sent a reply over the ${cap}-byte limit (request gateway-test).`,
     );
     await waitFor('the small upstream is back', () => {
       const s = statusOf(h.gateway, 'small');
@@ -685,5 +699,173 @@ describe('a stdio upstream that replies over the transport cap', () => {
     });
     const found = await h.call('small_search_nodes', { query: 'cat' });
     expect((found.structuredContent?.entities as { name: string }[]).map((e) => e.name)).toEqual(['Bo']);
+  });
+});
+
+describe('a stdio upstream started through a launcher, as npx does', () => {
+  let dir: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-gateway-npx-'));
+  });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** The launcher's pid (the upstream's, as Bastion knows it) and the pid of the server it started. */
+  async function launched(gateway: Gateway, name: string): Promise<{ launcher: number; server: number }> {
+    await untilUp(gateway, name);
+    const launcher = statusOf(gateway, name).pid as number;
+    const server = await waitFor(`${name}'s launcher runs its server`, () => childrenOf(launcher)[0]?.pid);
+    return { launcher, server };
+  }
+
+  it('ends the launcher and the server it started when Bastion closes, though the server outlives its stdin', async () => {
+    // Many servers keep running once their stdin closes (a timer, a pool): only a signal ends them.
+    const outlivesStdin = `setInterval(() => {}, 1 << 30); import(${JSON.stringify(pathToFileURL(MEMORY_SERVER).href)});`;
+    const h = await startHarness({
+      launched: {
+        command: process.execPath,
+        args: [NPX_WRAPPER, '-e', outlivesStdin],
+        env: { MEMORY_FILE_PATH: path.join(dir, 'outlives.jsonl') },
+      },
+    });
+    let server: number | undefined;
+    try {
+      const pids = await launched(h.gateway, 'launched');
+      server = pids.server;
+      expect(childrenOf(pids.launcher)[0]?.cmdline).toContain(MEMORY_SERVER);
+      await h.gateway.close();
+      await waitFor('the launcher is gone', () => !alive(pids.launcher), 8000);
+      await waitFor('the server it started is gone', () => !alive(pids.server), 8000);
+    } finally {
+      if (server !== undefined && alive(server)) process.kill(server, 'SIGKILL');
+      await h.close();
+    }
+  }, 30_000);
+
+  it('kills the launcher and its server together when the server hangs, and starts both again', async () => {
+    const h = await startHarness({
+      hanging: {
+        command: process.execPath,
+        args: [NPX_WRAPPER, MEMORY_SERVER],
+        env: { MEMORY_FILE_PATH: path.join(dir, 'hanging.jsonl') },
+        timeoutMs: 1000,
+        healthCheckIntervalMs: 1000,
+        breakerFailures: 1,
+        breakerHalfOpenMs: 1000,
+      },
+    });
+    const first = await launched(h.gateway, 'hanging');
+    try {
+      process.kill(first.server, 'SIGSTOP');
+      await waitFor(
+        'a new launcher replaces the hung one',
+        () => {
+          const s = statusOf(h.gateway, 'hanging');
+          return (
+            s.state === 'up' && s.circuit === 'closed' && s.pid !== undefined && s.pid !== first.launcher
+          );
+        },
+        15_000,
+      );
+      await waitFor('the hung server is gone', () => !alive(first.server), 8000);
+      expect(alive(first.launcher)).toBe(false);
+      const second = await launched(h.gateway, 'hanging');
+      expect(alive(second.server)).toBe(true);
+      expect(textOf(await h.call('hanging_read_graph', {}))).toContain('entities');
+    } finally {
+      try {
+        process.kill(first.server, 'SIGCONT');
+        process.kill(first.server, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await h.close();
+    }
+  }, 30_000);
+});
+
+describe('an upstream that sends escapes, controls and secrets', () => {
+  const lines: string[] = [];
+  let h: Harness;
+
+  beforeAll(async () => {
+    const captured = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    h = await startHarness(
+      {
+        hostile: { command: process.execPath, args: [HOSTILE_SERVER], breakerFailures: 100 },
+        failing: { command: process.execPath, args: [HOSTILE_SERVER], env: { HOSTILE_FAIL: 'list' } },
+      },
+      4 * MIB,
+      captured,
+    );
+    await untilUp(h.gateway, 'hostile');
+  });
+
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const logged = (msg: string) =>
+    lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === msg);
+
+  it("answers a failed call in Bastion's words with the request id, and logs what the upstream said", async () => {
+    const failed = await h.call('hostile_leak', { q: 'plain' });
+    expect(failed.isError).toBe(true);
+    expect(textOf(failed)).toBe(
+      'hostile_leak failed: the upstream hostile answered with an error (-32603) (request gateway-test).',
+    );
+    const refused = await h.call('hostile_leak', { q: 'refuse' });
+    expect(refused.isError).toBe(true);
+    expect(textOf(refused)).toBe(
+      'hostile_leak: the upstream hostile refused the arguments (request gateway-test).',
+    );
+    for (const result of [failed, refused]) expect(textOf(result)).not.toMatch(/database|hunter2|srv/);
+
+    expect(logged('upstream call failed')).toEqual([
+      expect.objectContaining({
+        level: 40,
+        upstream: 'hostile',
+        tool: 'hostile_leak',
+        reqId: 'gateway-test',
+        reason: 'answered with an error (-32603): database failed: password=[redacted] at /srv/app/secret.js',
+      }),
+      expect.objectContaining({
+        reason:
+          'answered with an error (-32602): bad q: database failed: password=[redacted] at /srv/app/secret.js',
+      }),
+    ]);
+    expect(lines.join('\n')).not.toContain('hunter2');
+  });
+
+  it('shows its server info, tool texts and skipped names without escapes, controls or overrides', () => {
+    const status = statusOf(h.gateway, 'hostile');
+    expect(status.server).toEqual({ name: 'evil-server', title: 'Evil Title', version: '6.66' });
+    expect(status.skipped).toEqual([
+      { name: 'badname', reason: 'the name, with its prefix, is not 1-64 letters, digits, _ or -' },
+    ]);
+    const listed = h.registry.list(h.principal).find((t) => t.name === 'hostile_leak');
+    expect(listed).toMatchObject({ title: 'Leak', description: 'Finds things.\n\tSafe line. hiddenevil' });
+    expect(listed?.inputSchema).toEqual({
+      type: 'object',
+      properties: {
+        q: {
+          type: 'string',
+          title: 'Query',
+          description: 'What to find.',
+          enum: ['plain', 'refuse', 'data\u001b[1m'],
+        },
+      },
+    });
+  });
+
+  it("keeps the upstream's error for the operator printable and redacted in lastError", async () => {
+    const failing = await waitFor(
+      'the failing upstream has tried once',
+      () => statusOf(h.gateway, 'failing').lastError,
+    );
+    expect(failing).toBe(
+      'listing its tools failed: answered with an error (-32603): database failed: password=[redacted] at /srv/app/secret.js',
+    );
   });
 });

@@ -1,13 +1,22 @@
 import type { ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 
-/** Whether a process with this pid exists. */
+/**
+ * Whether a process with this pid exists and has not ended. A zombie (ended, not yet reaped: an orphan whose
+ * new parent, PID 1 of a container, does not reap) counts as ended.
+ */
 export function alive(pid: number): boolean {
   try {
-    return process.kill(pid, 0);
+    process.kill(pid, 0);
   } catch {
     return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return !existsSync('/proc/self/stat'); // no /proc (not Linux): the signal's answer stands
   }
 }
 
