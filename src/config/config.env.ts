@@ -21,6 +21,7 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   BASTION_WORKSPACE: 'workspace.root',
   BASTION_READ_ONLY: 'workspace.readOnly',
   BASTION_DENY_PATTERNS: 'workspace.denyPatterns',
+  BASTION_ALLOW_HARD_LINKS: 'workspace.allowHardLinks',
   BASTION_MAX_FILE_BYTES: 'workspace.limits.maxFileBytes',
   BASTION_MAX_RESPONSE_BYTES: 'workspace.limits.maxResponseBytes',
   BASTION_MAX_WRITE_BYTES: 'workspace.limits.maxWriteBytes',

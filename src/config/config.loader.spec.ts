@@ -47,6 +47,12 @@ describe('loadConfig', () => {
     expect(config.workspace.readOnly).toBe(true);
   });
 
+  it('refuses hard-linked files unless BASTION_ALLOW_HARD_LINKS admits them', () => {
+    expect(loadConfig({ env: {}, cwd: tmp() }).workspace.allowHardLinks).toBe(false);
+    const config = loadConfig({ env: { BASTION_ALLOW_HARD_LINKS: 'true' }, cwd: tmp() });
+    expect(config.workspace.allowHardLinks).toBe(true);
+  });
+
   it('trusts no proxy, every proxy, a number of hops, or named addresses and ranges', () => {
     const trust = (value: string) =>
       loadConfig({ env: { BASTION_TRUST_PROXY: value }, cwd: tmp() }).server.trustProxy;

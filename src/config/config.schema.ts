@@ -128,6 +128,8 @@ export const configSchema = z
         root: z.string().min(1).default('./workspace'),
         readOnly: bool.default(false),
         denyPatterns: stringList.default(DEFAULT_DENY_PATTERNS),
+        /** Read regular files with more than one hard link (another link may lie outside the workspace). */
+        allowHardLinks: bool.default(false),
         limits: z
           .object({
             /** Largest file a tool reads (checked before reading). */

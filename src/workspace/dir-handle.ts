@@ -47,7 +47,10 @@ export class DirHandle {
     return new DirHandle(handle, this.childRel(name), `${this.real}/${name}`, this.locator);
   }
 
-  /** Opens a file for reading without following a symlink at its name; never blocks on a FIFO. */
+  /**
+   * Opens a file for reading without following a symlink at its name; never blocks on a FIFO. Checks nothing
+   * about what was opened: content is read through Sandbox.openFileIn, which applies the read rules.
+   */
   openFile(name: string): OpenFile {
     return new OpenFile(openSync(this.child(name), O.readFile));
   }

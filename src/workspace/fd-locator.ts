@@ -1,12 +1,12 @@
-import { constants, fstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { constants, fstatSync, lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 
 /**
  * Finds where an open descriptor really is, so the sandbox checks what was opened rather than the name
  * that was checked. On Linux /proc/self/fd gives the kernel's answer, and names below an open directory are
  * reached through it, so a directory swapped for a symlink after the check cannot redirect the operation.
- * Elsewhere the descriptor's device and inode are compared with the expected path (weaker: the final use
- * is by name).
+ * Elsewhere the descriptor's device and inode are compared with a fresh resolution of the expected path
+ * (weaker: a swap undone before the check goes unseen, and names below a directory are used by path).
  */
 export interface FdLocator {
   readonly anchored: boolean;
@@ -33,12 +33,17 @@ const procLocator: FdLocator = {
   },
 };
 
-const inodeLocator: FdLocator = {
+/** The locator for systems without /proc/self/fd. Exported so its check can be tested on any system. */
+export const inodeLocator: FdLocator = {
   anchored: false,
   locate(fd, expected) {
     try {
       const opened = fstatSync(fd);
-      const named = statSync(expected);
+      // Security: resolve the expected path again rather than stat it. A stat follows the same swapped
+      // symlink the open followed and so always agrees; a fresh realpath shows the detour as another path.
+      const fresh = realpathSync.native(expected);
+      if (fresh !== expected) return null;
+      const named = lstatSync(fresh);
       return opened.dev === named.dev && opened.ino === named.ino ? expected : null;
     } catch {
       return null;

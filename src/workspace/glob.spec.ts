@@ -55,4 +55,11 @@ describe('compileGlob', () => {
     expect(any('x/y.txt')).toBe(false);
     expect(compileGlobs([])('anything')).toBe(false);
   });
+
+  it('matches regardless of case when asked (deny patterns), and by case otherwise', () => {
+    const deny = compileGlobs(['**/.env*', '**/*.pem', '**/*.key'], { ignoreCase: true });
+    for (const name of ['.ENV', '.Env', 'sub/.eNv.LOCAL', 'x.PEM', 'k.Key']) expect(deny(name)).toBe(true);
+    expect(deny('notes.txt')).toBe(false);
+    expect(compileGlobs(['**/*.pem'])('x.PEM')).toBe(false);
+  });
 });

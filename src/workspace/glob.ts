@@ -21,10 +21,16 @@ export function compileGlob(pattern: string): GlobMatcher {
   return (relativePath) => re.matches(relativePath);
 }
 
+export interface GlobOptions {
+  /** Match letters regardless of case (`*.pem` matches `KEY.PEM`). */
+  ignoreCase?: boolean;
+}
+
 /** Any of the patterns matches. */
-export function compileGlobs(patterns: readonly string[]): GlobMatcher {
+export function compileGlobs(patterns: readonly string[], options: GlobOptions = {}): GlobMatcher {
   if (patterns.length === 0) return () => false;
-  const re = RE2JS.compile(`^(?:${patterns.map((p) => `(?:${globToRegexSource(p)})`).join('|')})$`);
+  const source = `^(?:${patterns.map((p) => `(?:${globToRegexSource(p)})`).join('|')})$`;
+  const re = RE2JS.compile(source, options.ignoreCase ? RE2JS.CASE_INSENSITIVE : 0);
   return (relativePath) => re.matches(relativePath);
 }
 

@@ -54,6 +54,14 @@ describe('PathPolicy.toRelative', () => {
     ['keys/x.key', 'denied'],
     ['home/id_rsa', 'denied'],
     ['dir/.bastion-tmp-123', 'denied'],
+    // Case-insensitive filesystems (macOS by default) serve `.env` under these names.
+    ['.ENV', 'denied'],
+    ['.Env', 'denied'],
+    ['x.PEM', 'denied'],
+    ['k.Key', 'denied'],
+    ['.GIT/config', 'denied'],
+    ['Home/ID_RSA.pub', 'denied'],
+    ['dir/.BASTION-TMP-123', 'denied'],
   ])('refuses %j (%s)', (input, code) => {
     expect(refusal(input).code).toBe(code);
   });
@@ -73,5 +81,12 @@ describe('PathPolicy.toRelative', () => {
   it('hides everything below a denied directory', () => {
     expect(policy.isHidden('.git/objects/ab')).toBe(true);
     expect(policy.isHidden('src/main.ts')).toBe(false);
+  });
+
+  it('hides a denied name spelled in another case (.ENV, x.PEM) from listings', () => {
+    expect(policy.isHidden('.ENV')).toBe(true);
+    expect(policy.isHidden('vendor/.Git/HEAD')).toBe(true);
+    expect(policy.isHidden('certs/x.PEM')).toBe(true);
+    expect(policy.isHidden('SRC/Main.ts')).toBe(false);
   });
 });

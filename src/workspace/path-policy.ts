@@ -25,7 +25,9 @@ export class PathPolicy {
     denyPatterns: readonly string[],
     configuredRoot: string = root,
   ) {
-    this.denied = compileGlobs(denyPatterns);
+    // Security: case-insensitive, because on a case-insensitive filesystem (macOS, Windows shares) `.ENV`
+    // names the same file as `.env`; on other systems refusing `.ENV` too errs on the closed side.
+    this.denied = compileGlobs(denyPatterns, { ignoreCase: true });
     this.absoluteRoots = [...new Set([root, path.resolve(configuredRoot)])];
   }
 
@@ -78,7 +80,7 @@ export class PathPolicy {
     if (relative === '') return false;
     let prefix = '';
     for (const part of relative.split('/')) {
-      if (part.startsWith(TEMP_PREFIX)) return true;
+      if (part.toLowerCase().startsWith(TEMP_PREFIX)) return true;
       prefix = prefix ? `${prefix}/${part}` : part;
       if (this.denied(prefix)) return true;
     }

@@ -21,7 +21,8 @@ export class SandboxPool {
     if (!root) return this.shared;
     let sandbox = this.bound.get(root);
     if (!sandbox) {
-      sandbox = Sandbox.create({ ...this.options, root });
+      // A bound root follows the shared root's settings where the options leave one out.
+      sandbox = Sandbox.create({ allowHardLinks: this.shared.allowHardLinks, ...this.options, root });
       this.bound.set(root, sandbox);
       // A root that is missing now may be created later: do not remember the failure.
       sandbox.catch(() => this.bound.delete(root));

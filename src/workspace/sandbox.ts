@@ -16,6 +16,8 @@ export interface SandboxOptions {
   readOnly: boolean;
   /** Create the root directory when it does not exist. */
   createRoot?: boolean;
+  /** Read regular files that have more than one hard link (refused by default; see workspace.allowHardLinks). */
+  allowHardLinks?: boolean;
 }
 
 export interface OpenedFile {
@@ -48,6 +50,7 @@ export class Sandbox {
     /** When set, only these workspace-relative subtrees are reachable (client roots narrow, never widen). */
     readonly within: readonly string[] | null,
     private readonly locator: FdLocator,
+    readonly allowHardLinks: boolean,
   ) {}
 
   static async create(options: SandboxOptions, locator: FdLocator = fdLocator): Promise<Sandbox> {
@@ -57,13 +60,13 @@ export class Sandbox {
     const stats = await fs.stat(root);
     if (!stats.isDirectory()) throw new Error('The workspace root is not a directory.');
     const policy = new PathPolicy(root, options.denyPatterns, configured);
-    return new Sandbox(policy, options.limits, options.readOnly, null, locator);
+    return new Sandbox(policy, options.limits, options.readOnly, null, locator, options.allowHardLinks ?? false);
   }
 
   /** A sandbox that reaches only the given workspace-relative subtrees of this one. */
   narrow(subtrees: readonly string[]): Sandbox {
     const inside = subtrees.filter((rel) => this.reachable(rel));
-    return new Sandbox(this.policy, this.limits, this.readOnly, inside, this.locator);
+    return new Sandbox(this.policy, this.limits, this.readOnly, inside, this.locator, this.allowHardLinks);
   }
 
   /** The directories a client may use, relative to the workspace root ('.' for the root itself). */
@@ -83,21 +86,31 @@ export class Sandbox {
     return this.resolve(clientPath);
   }
 
-  /** Opens an existing regular file for reading. */
+  /** Opens an existing regular file for reading. Every read of file content goes through here or openFileIn. */
   async openFile(clientPath: string): Promise<OpenedFile> {
     const { rel, real } = this.resolve(clientPath);
-    const handle = this.openVerified(real, clientPath);
+    return this.admitFile(this.openVerified(real, clientPath), rel, clientPath);
+  }
+
+  /**
+   * Opens `name` below a directory the sandbox opened (a walk's directory, a verified parent) for reading,
+   * under the same rules as openFile. The caller has already checked the name against the policy.
+   */
+  openFileIn(dir: DirHandle, name: string, clientPath: string): OpenedFile {
+    let handle: OpenFile;
     try {
-      const stats = handle.stat();
-      if (stats.isDirectory()) {
-        throw new SandboxRefusal('is_a_directory', `Refused ${quote(clientPath)}: it is a directory, not a file.`);
-      }
-      if (!stats.isFile()) throw this.special(clientPath);
-      return { handle, stats, rel };
+      handle = dir.openFile(name);
     } catch (error) {
-      handle.close();
-      throw error;
+      throw this.openRefusal(error, O.readFile, dir.child(name), clientPath);
     }
+    // Security: without /proc the name was opened by path below the directory's real path, so a directory on
+    // the way may have been swapped since it was opened: check what was opened, as openFile does.
+    const expected = path.join(dir.real, name);
+    if (!this.locator.anchored && this.locator.locate(handle.fd, expected) !== expected) {
+      handle.close();
+      throw this.raced(clientPath);
+    }
+    return this.admitFile(handle, dir.childRel(name), clientPath);
   }
 
   /** Metadata of an existing file or directory (after symlinks), read from the opened descriptor. */
@@ -115,6 +128,18 @@ export class Sandbox {
   async openDir(clientPath: string): Promise<DirHandle> {
     const { rel, real } = this.resolve(clientPath);
     return this.openDirAt(rel, real, clientPath);
+  }
+
+  /**
+   * Opens the reachable directory a workspace-relative path lies under (the narrowed root that holds it, or
+   * the workspace root) and returns the path's names below it, for walks that create what is missing.
+   */
+  async openTop(rel: string, clientPath: string): Promise<{ dir: DirHandle; below: string[] }> {
+    // Security: a path under no narrowed root starts from '', which checkReal refuses as outside them.
+    const top = this.within?.find((root) => covers(root, rel)) ?? '';
+    const { rel: realTop, real } = this.resolveRel(top, clientPath);
+    const dir = await this.openDirAt(realTop, real, clientPath);
+    return { dir, below: rel.slice(top.length).split('/').filter(Boolean) };
   }
 
   /** The verified parent directory of a path and the final name, for operations on the name itself. */
@@ -191,7 +216,10 @@ export class Sandbox {
   }
 
   private resolve(clientPath: string): { rel: string; real: string } {
-    const rel = this.relative(clientPath);
+    return this.resolveRel(this.relative(clientPath), clientPath);
+  }
+
+  private resolveRel(rel: string, clientPath: string): { rel: string; real: string } {
     let real: string;
     try {
       real = realpathSync.native(this.policy.absolute(rel));
@@ -249,6 +277,24 @@ export class Sandbox {
     return this.refusal(error, clientPath);
   }
 
+  /** The read rules, checked on the opened descriptor: a regular file, with one link unless allowed. Closes on refusal. */
+  private admitFile(handle: OpenFile, rel: string, clientPath: string): OpenedFile {
+    try {
+      const stats = handle.stat();
+      if (stats.isDirectory()) {
+        throw new SandboxRefusal('is_a_directory', `Refused ${quote(clientPath)}: it is a directory, not a file.`);
+      }
+      if (!stats.isFile()) throw this.special(clientPath);
+      // Security: another name for this inode may lie outside the workspace, and a realpath of the name
+      // inside cannot tell. fstat of the descriptor counts the links of what was opened, not of a name.
+      if (stats.nlink > 1 && !this.allowHardLinks) throw this.hardLinked(clientPath);
+      return { handle, stats, rel };
+    } catch (error) {
+      handle.close();
+      throw error;
+    }
+  }
+
   private checkReal(real: string, clientPath: string): string {
     const rel = this.policy.containedRelative(real);
     if (rel === null) {
@@ -264,7 +310,7 @@ export class Sandbox {
 
   private reachable(rel: string): boolean {
     if (!this.within) return true;
-    return this.within.some((root) => root === '' || rel === root || rel.startsWith(`${root}/`));
+    return this.within.some((root) => covers(root, rel));
   }
 
   private special(clientPath: string): SandboxRefusal {
@@ -274,12 +320,26 @@ export class Sandbox {
     );
   }
 
+  private hardLinked(clientPath: string): SandboxRefusal {
+    return new SandboxRefusal(
+      'hard_link',
+      `Refused ${quote(clientPath)}: the file has other hard links, which may lie outside the workspace. ` +
+        'An operator who trusts them (a pnpm store, for example) can admit them with workspace.allowHardLinks ' +
+        '(BASTION_ALLOW_HARD_LINKS=true).',
+    );
+  }
+
   private raced(clientPath: string): SandboxRefusal {
     return new SandboxRefusal(
       'link_refused',
       `Refused ${quote(clientPath)}: the path changed while it was being opened (a symbolic link appeared).`,
     );
   }
+}
+
+/** True when the workspace-relative subtree `root` ('' for the whole workspace) holds `rel`. */
+function covers(root: string, rel: string): boolean {
+  return root === '' || rel === root || rel.startsWith(`${root}/`);
 }
 
 function isSymlink(real: string): boolean {

@@ -32,12 +32,13 @@ export async function readForUpdate(sandbox: Sandbox, clientPath: string): Promi
     if (!existing) throw new SandboxRefusal('not_found', `${quote(clientPath)} does not exist.`);
     assertReplaceable(existing, clientPath);
     if (existing.size > sandbox.limits.maxWriteBytes) throw tooLarge(clientPath, existing.size, sandbox.limits.maxWriteBytes);
-    const handle = dir.openFile(name);
+    // Security: a read like any other (hard links included); only the write that follows replaces the name.
+    const file = sandbox.openFileIn(dir, name, clientPath);
     try {
-      const bytes = await readAll({ handle, stats: handle.stat() }, sandbox.limits.maxWriteBytes, clientPath);
+      const bytes = await readAll(file, sandbox.limits.maxWriteBytes, clientPath);
       return bytes.toString('utf8');
     } finally {
-      handle.close();
+      file.handle.close();
     }
   });
 }
@@ -45,10 +46,11 @@ export async function readForUpdate(sandbox: Sandbox, clientPath: string): Promi
 /** Creates a directory and any missing parents; succeeds when it already exists. */
 export async function makeDirectories(sandbox: Sandbox, clientPath: string): Promise<void> {
   sandbox.assertWritable(clientPath);
-  const parts = sandbox.relative(clientPath).split('/').filter(Boolean);
-  let dir = await sandbox.openDir('.');
+  // Under narrowed roots the walk starts at the root that holds the path: the workspace root is out of reach.
+  const top = await sandbox.openTop(sandbox.relative(clientPath), clientPath);
+  let dir = top.dir;
   try {
-    for (const part of parts) {
+    for (const part of top.below) {
       sandbox.policy.assertAllowed(dir.childRel(part), clientPath);
       const existing = await dir.lstat(part);
       if (!existing) {
@@ -125,8 +127,6 @@ function assertReplaceable(stats: Stats, clientPath: string): void {
   }
   if (stats.isDirectory()) throw new SandboxRefusal('is_a_directory', `Refused ${q}: it is a directory.`);
   if (!stats.isFile()) throw new SandboxRefusal('special_file', `Refused ${q}: it is a device, FIFO or socket.`);
-  // Security: another name for the same inode may live outside the workspace; writing would change it there.
-  if (stats.nlink > 1) {
-    throw new SandboxRefusal('hard_link', `Refused ${q}: the file has other hard links, so writing it could change files elsewhere.`);
-  }
+  // Security: a file with other hard links is replaced, not refused: writeAtomic renames a new inode over
+  // this name, so another link (inside the workspace or not) keeps the old content and is never written.
 }

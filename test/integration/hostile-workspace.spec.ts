@@ -10,6 +10,7 @@ import {
   closeSync,
   constants as fsConstants,
   existsSync,
+  fstatSync,
   linkSync,
   lstatSync,
   mkdirSync,
@@ -17,17 +18,22 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  realpathSync,
   renameSync,
   statSync,
   symlinkSync,
   truncateSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { localPrincipal } from '../../src/auth/principal.js';
+import { DEFAULT_DENY_PATTERNS } from '../../src/config/config.schema.js';
 import type { ToolResult } from '../../src/tools/tool.js';
+import { fdLocator, inodeLocator, O } from '../../src/workspace/fd-locator.js';
+import { Sandbox } from '../../src/workspace/sandbox.js';
 import { quote } from '../../src/workspace/sandbox.errors.js';
 import { createWorkspaceFixture, textOf, type WorkspaceFixture } from '../support/workspace-fixture.js';
 
@@ -372,30 +378,116 @@ describe('hostile workspace: symbolic links', () => {
   );
 
   it(
-    'hard link to an outside file: write and edit refused, outside file unchanged; reading the link is allowed',
+    'hard link to an outside file: every read refused on the opened file, grep walks skip it, edit_file refused as a read',
+    async () => {
+      const target = outsideFile('hard.txt', `${OUTSIDE_MARKER} hard\n`);
+      linkSync(target, inRoot('hard.txt'));
+      mkdirSync(inRoot('sub'));
+      linkSync(target, inRoot('sub/again.txt'));
+      // The name's lstat shows a symlink with one link; only the opened file shows the three.
+      symlinkSync('hard.txt', inRoot('alias.txt'));
+      writeFileSync(inRoot('plain.txt'), 'plain hard\n');
+      arm();
+
+      const refusedAsHardLink = /other hard links[\s\S]*workspace\.allowHardLinks/;
+      const reads: Array<Record<string, unknown>> = [
+        { path: 'hard.txt' },
+        { path: 'hard.txt', head: 1 },
+        { path: 'hard.txt', tail: 1 },
+        { path: 'sub/again.txt' },
+        { path: 'alias.txt' },
+        { path: `${ws.root}/hard.txt` },
+      ];
+      for (const args of reads) expectRefused(await call('read_text_file', args), refusedAsHardLink);
+      expectRefused(await call('read_media_file', { path: 'hard.txt' }), refusedAsHardLink);
+      expectRefused(await call('grep_files', { path: 'hard.txt', pattern: 'hard' }), refusedAsHardLink);
+      const multi = await call('read_multiple_files', { paths: ['hard.txt', 'plain.txt'] });
+      expect(multi.result.structuredContent?.files).toEqual([
+        { path: 'hard.txt', error: expect.stringMatching(refusedAsHardLink) },
+        { path: 'plain.txt', content: 'plain hard\n' },
+      ]);
+      // A walk skips it as it skips the other files it may not read: no match, no error.
+      const grep = await call('grep_files', { path: '.', pattern: 'hard' });
+      expect(grep.isError).toBe(false);
+      expect(grep.result.structuredContent?.matches).toEqual([
+        { path: 'plain.txt', line: 1, text: 'plain hard' },
+      ]);
+      for (const dryRun of [false, true]) {
+        const edit = await call('edit_file', {
+          path: 'hard.txt',
+          edits: [{ oldText: 'hard', newText: 'x' }],
+          dryRun,
+        });
+        expectRefused(edit, refusedAsHardLink);
+      }
+      await expect(ws.sandbox.openFile('hard.txt')).rejects.toMatchObject({ code: 'hard_link' });
+      expect(readFileSync(inRoot('hard.txt'), 'utf8')).toBe(`${OUTSIDE_MARKER} hard\n`);
+      expect(statSync(target).nlink).toBe(3);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'hard link to an outside file: write_file replaces the inside name only, the outside link keeps its content',
     async () => {
       const target = outsideFile('hard.txt', `${OUTSIDE_MARKER} hard\n`);
       linkSync(target, inRoot('hard.txt'));
       arm();
 
-      expectRefused(await call('write_file', { path: 'hard.txt', content: 'pwned' }), /hard links/);
-      expectRefused(
-        await call('edit_file', { path: 'hard.txt', edits: [{ oldText: 'hard', newText: 'pwned' }] }),
-        /hard links/,
-      );
-      expectRefused(
-        await call('edit_file', {
-          path: 'hard.txt',
-          edits: [{ oldText: 'hard', newText: 'x' }],
-          dryRun: true,
-        }),
-      );
-      // The sandbox cannot tell an inside hard link from any other inside file: reading it is allowed.
-      const read = await call('read_text_file', { path: 'hard.txt' });
-      expect(read.isError).toBe(false);
-      expect(read.text).toBe(`${OUTSIDE_MARKER} hard\n`);
+      const write = await call('write_file', { path: 'hard.txt', content: 'inside now\n' });
+      expect(write.isError).toBe(false);
+      expect(readFileSync(inRoot('hard.txt'), 'utf8')).toBe('inside now\n');
       expect(readFileSync(target, 'utf8')).toBe(`${OUTSIDE_MARKER} hard\n`);
-      expect(statSync(target).nlink).toBe(2);
+      expect(statSync(target).nlink).toBe(1);
+      expect(statSync(inRoot('hard.txt')).ino).not.toBe(statSync(target).ino);
+      // The name now holds a file of its own: it reads and edits like any other.
+      expect((await call('read_text_file', { path: 'hard.txt' })).text).toBe('inside now\n');
+      const edit = await call('edit_file', {
+        path: 'hard.txt',
+        edits: [{ oldText: 'now', newText: 'again' }],
+      });
+      expect(edit.isError).toBe(false);
+      expect(readFileSync(inRoot('hard.txt'), 'utf8')).toBe('inside again\n');
+      expect(readFileSync(target, 'utf8')).toBe(`${OUTSIDE_MARKER} hard\n`);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'hard links admitted by workspace.allowHardLinks (a pnpm store): read, searched and edited, the store never changes',
+    async () => {
+      const store = outsideFile('store/pkg/index.js', 'module.exports = 1;\n');
+      mkdirSync(inRoot('node_modules/pkg'), { recursive: true });
+      linkSync(store, inRoot('node_modules/pkg/index.js'));
+      arm();
+      const sandbox = await Sandbox.create({
+        root: ws.root,
+        denyPatterns: DEFAULT_DENY_PATTERNS,
+        limits: ws.sandbox.limits,
+        readOnly: false,
+        allowHardLinks: true,
+      });
+
+      for (const admitting of [sandbox, sandbox.narrow(['node_modules'])]) {
+        const read = await call(
+          'read_text_file',
+          { path: 'node_modules/pkg/index.js' },
+          { sandbox: admitting },
+        );
+        expect(read.text).toBe('module.exports = 1;\n');
+      }
+      const grep = await call('grep_files', { path: '.', pattern: 'exports' }, { sandbox });
+      expect(grep.result.structuredContent?.matches).toEqual([
+        { path: 'node_modules/pkg/index.js', line: 1, text: 'module.exports = 1;' },
+      ]);
+      const edit = await call(
+        'edit_file',
+        { path: 'node_modules/pkg/index.js', edits: [{ oldText: '1', newText: '2' }] },
+        { sandbox },
+      );
+      expect(edit.isError).toBe(false);
+      expect(readFileSync(inRoot('node_modules/pkg/index.js'), 'utf8')).toBe('module.exports = 2;\n');
+      expect(readFileSync(store, 'utf8')).toBe('module.exports = 1;\n');
     },
     TEST_TIMEOUT,
   );
@@ -514,7 +606,121 @@ describe('hostile workspace: symbolic links', () => {
   );
 });
 
+describe('hostile workspace: the race check off Linux (device and inode)', () => {
+  it(
+    'directory swapped for a symlink to outside between resolution and open: refused (a stat of the name agreed)',
+    async () => {
+      mkdirSync(inRoot('dir'));
+      writeFileSync(inRoot('dir/file.txt'), 'inside\n');
+      const outsideTwin = outsideFile('dir/file.txt');
+      arm();
+      // Resolved while the path was inside the workspace, as the sandbox resolves it...
+      const expected = realpathSync.native(inRoot('dir/file.txt'));
+      // ...then a directory on the way becomes a link out, and the open follows it.
+      renameSync(inRoot('dir'), inRoot('parked'));
+      symlinkSync(path.dirname(outsideTwin), inRoot('dir'));
+      const fd = openSync(expected, O.readFile);
+      try {
+        const opened = fstatSync(fd);
+        expect(opened.ino).toBe(statSync(outsideTwin).ino);
+        // The former check (stat of the expected name) follows the same link, so it agreed with the descriptor.
+        const named = statSync(expected);
+        expect([named.dev, named.ino]).toEqual([opened.dev, opened.ino]);
+        expect(inodeLocator.locate(fd, expected)).toBeNull();
+        if (fdLocator.anchored) expect(fdLocator.locate(fd, expected)).not.toBe(expected);
+      } finally {
+        closeSync(fd);
+      }
+      // Swapped back, the same check accepts the file that was resolved.
+      unlinkSync(inRoot('dir'));
+      renameSync(inRoot('parked'), inRoot('dir'));
+      const again = openSync(expected, O.readFile);
+      try {
+        expect(inodeLocator.locate(again, expected)).toBe(expected);
+      } finally {
+        closeSync(again);
+      }
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'directory swapped for a symlink to outside after a walk opened it: its files are refused, not read outside',
+    async () => {
+      mkdirSync(inRoot('dir'));
+      writeFileSync(inRoot('dir/file.txt'), 'inside\n');
+      const outsideTwin = outsideFile('dir/file.txt');
+      arm();
+      const { limits } = ws.sandbox;
+      const sandbox = await Sandbox.create(
+        { root: ws.root, denyPatterns: DEFAULT_DENY_PATTERNS, limits, readOnly: false },
+        inodeLocator,
+      );
+      const dir = await sandbox.openDir('dir');
+      try {
+        renameSync(inRoot('dir'), inRoot('parked'));
+        symlinkSync(path.dirname(outsideTwin), inRoot('dir'));
+        // Without /proc the name is opened by path, through the swapped directory, and then checked.
+        expect(() => sandbox.openFileIn(dir, 'file.txt', 'dir/file.txt')).toThrow(/the path changed/);
+      } finally {
+        await dir.close();
+      }
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'a sandbox on the device-and-inode check serves files and directories and still refuses a link out',
+    async () => {
+      mkdirSync(inRoot('dir'));
+      writeFileSync(inRoot('dir/file.txt'), 'inside\n');
+      symlinkSync(outsideFile('secret.txt'), inRoot('leak.txt'));
+      arm();
+      const { limits } = ws.sandbox;
+      const sandbox = await Sandbox.create(
+        { root: ws.root, denyPatterns: DEFAULT_DENY_PATTERNS, limits, readOnly: false },
+        inodeLocator,
+      );
+
+      expect((await call('read_text_file', { path: 'dir/file.txt' }, { sandbox })).text).toBe('inside\n');
+      expect((await call('list_directory', { path: 'dir' }, { sandbox })).text).toBe('[FILE] file.txt');
+      const grep = await call('grep_files', { path: '.', pattern: 'inside' }, { sandbox });
+      expect(grep.result.structuredContent?.matches).toEqual([
+        { path: 'dir/file.txt', line: 1, text: 'inside' },
+      ]);
+      const write = await call('write_file', { path: 'dir/new.txt', content: 'new\n' }, { sandbox });
+      expect(write.isError).toBe(false);
+      expect((await call('create_directory', { path: 'dir/a/b' }, { sandbox })).isError).toBe(false);
+      expectRefused(await call('read_text_file', { path: 'leak.txt' }, { sandbox }), /outside the workspace/);
+    },
+    TEST_TIMEOUT,
+  );
+});
+
 describe('hostile workspace: client path tricks', () => {
+  it(
+    'create_directory under narrowed roots: made below a root, refused outside the roots',
+    async () => {
+      mkdirSync(inRoot('inside'));
+      mkdirSync(inRoot('other'));
+      arm();
+      const sandbox = ws.sandbox.narrow(['inside']);
+
+      expect((await call('create_directory', { path: 'inside/new/deep' }, { sandbox })).isError).toBe(false);
+      expect(statSync(inRoot('inside/new/deep')).isDirectory()).toBe(true);
+      expect((await call('create_directory', { path: 'inside' }, { sandbox })).isError).toBe(false);
+      const absolute = await call('create_directory', { path: `${ws.root}/inside/abs` }, { sandbox });
+      expect(absolute.isError).toBe(false);
+      expect(statSync(inRoot('inside/abs')).isDirectory()).toBe(true);
+      for (const p of ['other/x', 'top', '.', 'inside/../other/y', 'insider/z', `${ws.root}/other/z`]) {
+        expectRefused(await call('create_directory', { path: p }, { sandbox }), /outside the workspace/);
+      }
+      expect(readdirSync(inRoot('other'))).toEqual([]);
+      expect(readdirSync(ws.root).sort()).toEqual(['inside', 'other']);
+    },
+    TEST_TIMEOUT,
+  );
+
   it(
     'prefix look-alike sibling (base/ws-evil next to base/ws): absolute paths and links into it refused',
     async () => {
@@ -1089,6 +1295,55 @@ describe('hostile workspace: policy', () => {
       expect(existsSync(inRoot('stolen.txt'))).toBe(false);
       expect(existsSync(inRoot('notgit'))).toBe(false);
       expect(existsSync(inRoot('sub/.envrc'))).toBe(false);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'denied names in another case (.ENV, .Env, x.PEM, k.Key): refused by every tool, hidden from listings, trees and searches',
+    async () => {
+      const disguised = ['.ENV', '.Env', 'x.PEM', 'k.Key', 'sub/.ENV.local', '.GIT/config'];
+      mkdirSync(inRoot('sub'));
+      mkdirSync(inRoot('.GIT'));
+      for (const name of disguised) writeFileSync(inRoot(name), `SECRET=${name}\n`);
+      writeFileSync(inRoot('visible.txt'), 'public\n');
+      arm();
+
+      expect((await call('list_directory', { path: '.' })).text.split('\n').sort()).toEqual([
+        '[DIR] sub',
+        '[FILE] visible.txt',
+      ]);
+      const sized = await call('list_directory_with_sizes', { path: '.' });
+      expect(sized.result.structuredContent?.entries).toEqual([
+        expect.objectContaining({ name: 'sub' }),
+        expect.objectContaining({ name: 'visible.txt' }),
+      ]);
+      expect((await call('list_directory', { path: 'sub' })).text).toBe('');
+      const tree = await call('directory_tree', { path: '.' });
+      expect(JSON.parse(tree.text)).toEqual([
+        { name: 'sub', type: 'directory', children: [] },
+        { name: 'visible.txt', type: 'file' },
+      ]);
+      const search = await call('search_files', { path: '.', pattern: '**' });
+      expect(search.result.structuredContent?.matches).toEqual(['sub', 'visible.txt']);
+      const grep = await call('grep_files', { path: '.', pattern: 'SECRET' });
+      expect(grep.result.structuredContent?.matches).toEqual([]);
+
+      for (const p of disguised) {
+        expectRefused(await call('read_text_file', { path: p }), /protected by the workspace policy/);
+        expectRefused(await call('read_media_file', { path: p }), /protected/);
+        expectRefused(await call('get_file_info', { path: p }), /protected/);
+        expectRefused(await call('grep_files', { path: p, pattern: 'SECRET' }), /protected/);
+        expectRefused(await call('write_file', { path: p, content: 'x' }), /protected/);
+        expectRefused(
+          await call('edit_file', { path: p, edits: [{ oldText: 'SECRET', newText: 'x' }] }),
+          /protected/,
+        );
+      }
+      const multi = await call('read_multiple_files', { paths: [...disguised, 'visible.txt'] });
+      expect(multi.text).not.toContain('SECRET');
+      expect(multi.text).toContain('public');
+      for (const name of disguised) expect(readFileSync(inRoot(name), 'utf8')).toBe(`SECRET=${name}\n`);
     },
     TEST_TIMEOUT,
   );

@@ -2,8 +2,7 @@ import { RE2JS } from 're2js';
 import { z } from 'zod';
 import { dataResult, defineTool } from '../../tools/tool.js';
 import { compileGlob, compileGlobs } from '../glob.js';
-import type { OpenFile } from '../open-file.js';
-import type { Sandbox } from '../sandbox.js';
+import type { OpenedFile, Sandbox } from '../sandbox.js';
 import { walk, type VisitVerdict, type WalkEntry, type WalkOutcome } from '../workspace-walk.js';
 import { checkPatterns, compilePattern } from './patterns.js';
 
@@ -46,7 +45,7 @@ export const searchFiles = defineTool({
     'Recursively search for files and directories whose path matches a glob pattern. Patterns match paths ' +
     "relative to the search directory: '*.ext' matches in that directory, '**/*.ext' in all subdirectories. " +
     'Returns workspace-relative paths. Bounded in matches, entries and time.',
-  scope: 'files:read',
+  scopes: ['files:read'],
   annotations: READ_ONLY,
   input: z.object({
     path: z.string().describe('Directory to search, relative to the workspace root.'),
@@ -97,7 +96,7 @@ export const grepFiles = defineTool({
     'pattern can take more than linear time). Returns matching lines as path:line: text. Binary and ' +
     'oversized files are skipped; a very long line is matched in its first 64 KiB. Bounded in matches, ' +
     'bytes, entries and time.',
-  scope: 'files:read',
+  scopes: ['files:read'],
   annotations: READ_ONLY,
   input: z.object({
     path: z.string().describe('File or directory to search, relative to the workspace root.'),
@@ -140,7 +139,7 @@ export const grepFiles = defineTool({
     };
     const searchFile = async (entry: WalkEntry): Promise<VisitVerdict> => {
       if (entry.type !== 'file' || !included(entry.path)) return;
-      const text = await searchableText(openQuietly(entry), sandbox.limits.maxFileBytes);
+      const text = await searchableText(openQuietly(sandbox, entry), sandbox.limits.maxFileBytes);
       if (text === null) return;
       filesSearched++;
       if (progress && filesSearched % PROGRESS_EVERY_FILES === 0) {
@@ -153,7 +152,7 @@ export const grepFiles = defineTool({
     let outcome: WalkOutcome;
     if (target.stats.isFile()) {
       const file = await sandbox.openFile(path);
-      const text = await searchableText(file.handle, sandbox.limits.maxFileBytes);
+      const text = await searchableText(file, sandbox.limits.maxFileBytes);
       filesSearched = text === null ? 0 : 1;
       const verdict = text === null ? undefined : scan(file.rel, text);
       outcome = { visited: 1, depthLimited: false, ...(verdict ? { stopped: verdict === 'stop' ? ('matches' as const) : ('time' as const) } : {}) };
@@ -177,12 +176,12 @@ export const grepFiles = defineTool({
 /** How often grep_files reports progress to a caller that asked for it (a progressToken). */
 const PROGRESS_EVERY_FILES = 100;
 
-/** The text of a regular file within the size bound, or null for binary, oversized or special files. Closes the handle. */
-async function searchableText(handle: OpenFile | null, maxBytes: number): Promise<string | null> {
-  if (!handle) return null;
+/** The text of an opened file within the size bound, or null for binary or oversized files. Closes the handle. */
+async function searchableText(file: OpenedFile | null, maxBytes: number): Promise<string | null> {
+  if (!file) return null;
+  const { handle, stats } = file;
   try {
-    const stats = handle.stat();
-    if (!stats.isFile() || stats.size > maxBytes) return null;
+    if (stats.size > maxBytes) return null;
     const buffer = Buffer.allocUnsafe(stats.size);
     const bytes = buffer.subarray(0, await handle.read(buffer, 0, stats.size, 0));
     if (bytes.subarray(0, BINARY_SNIFF_BYTES).includes(0)) return null;
@@ -192,10 +191,13 @@ async function searchableText(handle: OpenFile | null, maxBytes: number): Promis
   }
 }
 
-/** Opens a file met on a walk; null when it is gone or cannot be opened (a link, a race). */
-function openQuietly(entry: WalkEntry): OpenFile | null {
+/**
+ * Opens a file met on a walk under the sandbox's read rules; null when it is gone or refused (a link, a race,
+ * a special file, a hard link), so a walk skips it silently as `grep -r` skips what it cannot read.
+ */
+function openQuietly(sandbox: Sandbox, entry: WalkEntry): OpenedFile | null {
   try {
-    return entry.dir.openFile(entry.name);
+    return sandbox.openFileIn(entry.dir, entry.name, entry.rel);
   } catch {
     return null;
   }
