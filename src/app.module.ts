@@ -1,7 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
-import { AuthGuard } from './auth/auth.guard.js';
 import { Authenticator } from './auth/authenticator.js';
 import { WellKnownController } from './auth/well-known.controller.js';
 import { ConversationsController } from './conversations/conversations.controller.js';
@@ -13,9 +11,6 @@ import { McpController } from './mcp/mcp.controller.js';
 import { McpHttpService } from './mcp/mcp-http.service.js';
 import { requestLogModule } from './observability/request-log.js';
 import { metricsModule } from './observability/metrics.controller.js';
-import { InFlightLimiter } from './rate-limit/in-flight-limiter.js';
-import { RATE_LIMIT_GUARDS, rateLimitModule } from './rate-limit/rate-limit.module.js';
-import { tierOf } from './rate-limit/rate-limit.tiers.js';
 import { RUNTIME, type Runtime } from './runtime.js';
 
 /** What the HTTP application is built from: the runtime both transports share, and the HTTP-only parts. */
@@ -29,7 +24,6 @@ export interface HttpParts {
 export class AppModule {
   static forRuntime({ runtime, authenticator, lifecycle }: HttpParts): DynamicModule {
     const { config } = runtime;
-    const limits = config.rateLimit.enabled;
     return {
       module: AppModule,
       // Controllers of library modules (/metrics) need the runtime and the authenticator too.
@@ -38,7 +32,6 @@ export class AppModule {
       imports: [
         TerminusModule.forRoot({ logger: false }),
         requestLogModule(runtime.logger),
-        ...(limits ? [rateLimitModule(runtime)] : []),
         ...(config.metrics.enabled ? [metricsModule()] : []),
       ],
       controllers: [
@@ -52,18 +45,8 @@ export class AppModule {
         { provide: RUNTIME, useValue: runtime },
         { provide: Authenticator, useValue: authenticator },
         { provide: Lifecycle, useValue: lifecycle },
-        // Global guards run in this order: per-IP limit, authentication, per-principal limit.
-        ...(limits ? [RATE_LIMIT_GUARDS.beforeAuth] : []),
-        { provide: APP_GUARD, useClass: AuthGuard },
-        ...(limits ? [RATE_LIMIT_GUARDS.afterAuth] : []),
+        // Authentication, limits and Host/Origin are the HTTP gate's (http/http-gate.ts), before any body.
         { provide: McpHttpService, useFactory: () => new McpHttpService(runtime) },
-        {
-          provide: InFlightLimiter,
-          useFactory: () =>
-            new InFlightLimiter((principal) =>
-              limits ? tierOf(config, principal).maxInFlight : Number.POSITIVE_INFINITY,
-            ),
-        },
         ReadinessIndicators,
       ],
     };

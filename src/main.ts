@@ -7,13 +7,17 @@ import { AppModule } from './app.module.js';
 import { Authenticator } from './auth/authenticator.js';
 import { Lifecycle } from './health/lifecycle.js';
 import type { BastionConfig } from './config/config.schema.js';
-import { harden } from './http/http-hardening.js';
+import { allowBrowserOrigins, securityHeaders } from './http/http-hardening.js';
+import { HttpErrorFilter } from './http/http-error.filter.js';
+import { installGate, MALFORMED_JSON } from './http/http-gate.js';
 import { serveOpenApi } from './http/openapi.js';
+import { isLoopback } from './http/origin-policy.js';
 import { requestIdOf } from './http/request-id.js';
 import { observeHttp } from './observability/http-observer.js';
-import { errorBody, HttpErrorFilter } from './mcp/http-error.filter.js';
-import { MALFORMED_JSON, McpHttpService } from './mcp/mcp-http.service.js';
-import { isLoopback } from './mcp/origin-policy.js';
+import { McpHttpService } from './mcp/mcp-http.service.js';
+import { InFlightLimiter } from './rate-limit/in-flight-limiter.js';
+import { rateLimiterFor } from './rate-limit/rate-limiter.js';
+import { tierOf } from './rate-limit/rate-limit.tiers.js';
 import type { Runtime } from './runtime.js';
 
 export interface HttpServer {
@@ -50,6 +54,8 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
     requestIdHeader: false,
     genReqId: requestIdOf,
     trustProxy: proxyTrust(config.server.trustProxy),
+    // Every spelling of a path reaches the route of its plain spelling, and so gets the same gate.
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, caseSensitive: false },
   });
   const authenticator = new Authenticator(config, runtime.keys);
   authenticator.onFailure(({ reason }) => runtime.metrics.authFailures.inc({ reason }));
@@ -66,8 +72,26 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
   );
   const fastify = app.getHttpAdapter().getInstance();
   observeHttp(fastify, runtime.metrics, runtime.tracing);
-  harden(app, config);
-  // Malformed JSON reaches the route marked, so /mcp can answer with JSON-RPC -32700 rather than a bare 400.
+  securityHeaders(fastify);
+  const mcp = app.get(McpHttpService);
+  const limits = config.rateLimit;
+  installGate(fastify, {
+    config,
+    authenticator,
+    lifecycle,
+    audit: runtime.audit,
+    metrics: runtime.metrics,
+    ...(limits.enabled && { limiter: rateLimiterFor(runtime) }),
+    inFlight: new InFlightLimiter((principal) =>
+      limits.enabled ? tierOf(config, principal).maxInFlight : Number.POSITIVE_INFINITY,
+    ),
+    refusedCalls: async (request, principal, code) => {
+      if (request.routeOptions.url === '/mcp')
+        await mcp.recordRefused(request.body, principal, request.id, code);
+    },
+  });
+  allowBrowserOrigins(app, config);
+  // Malformed JSON reaches the route marked: /mcp answers JSON-RPC -32700, the gate answers 400 elsewhere.
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     if (body === '') return done(null, undefined);
     try {
@@ -76,17 +100,8 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
       done(null, MALFORMED_JSON);
     }
   });
-  fastify.addHook('onRequest', async (request, reply) => {
-    if (lifecycle.state !== 'draining' || request.url.startsWith('/health/')) return;
-    await reply
-      .code(503)
-      .headers({ 'content-type': 'application/json', connection: 'close', 'retry-after': '5' })
-      .send(
-        errorBody(request.url, 503, 'shutting_down', 'Service unavailable: the server is shutting down.'),
-      );
-  });
   app.useGlobalFilters(new HttpErrorFilter(logger));
-  serveOpenApi(app, config, authenticator);
+  serveOpenApi(app, config);
   await app.listen(config.server.port, config.server.host);
   // After start-up, so the framework's own messages (errors) are JSON lines too, without its route table.
   app.useLogger(app.get(NestLogger));
@@ -94,7 +109,6 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}/mcp`;
   authenticator.listeningAt(`http://${host}:${address.port}`, config.server.publicUrl);
-  const mcp = app.get(McpHttpService);
   lifecycle.ready();
   return {
     app,

@@ -19,8 +19,8 @@ import { ToolRegistry } from './tools/tool-registry.js';
 import { FileWatcher } from './workspace/file-watcher.js';
 import { Sandbox } from './workspace/sandbox.js';
 import { SandboxPool } from './workspace/sandbox-pool.js';
-import { WorkspacePrompts } from './workspace/workspace.prompts.js';
-import { WorkspaceResources } from './workspace/workspace.resources.js';
+import { completionOperation, WORKSPACE_PROMPTS } from './workspace/workspace.prompts.js';
+import { resourceOperations, WORKSPACE_TEMPLATES } from './workspace/workspace.resources.js';
 import { workspaceTools } from './workspace/workspace.tools.js';
 
 /** Injection token for the Runtime in the HTTP application. */
@@ -77,7 +77,12 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
   const sandbox = await Sandbox.create({ ...config.workspace, createRoot: true });
   const { denyPatterns, limits, readOnly } = config.workspace;
   const sandboxes = new SandboxPool(sandbox, { denyPatterns, limits, readOnly });
-  const registry = new ToolRegistry(workspaceTools, config.workspace.limits.maxResponseBytes, tracing);
+  const watcher = new FileWatcher();
+  const registry = new ToolRegistry(workspaceTools, config.workspace.limits.maxResponseBytes, tracing, {
+    prompts: WORKSPACE_PROMPTS,
+    templates: WORKSPACE_TEMPLATES,
+    operations: [...resourceOperations(watcher), completionOperation],
+  });
   const metrics = new Metrics();
   const audit = options.audit ?? (await openAudit(config));
   observeCalls(registry, { metrics, audit, logger });
@@ -101,13 +106,7 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
     logger,
     sandbox,
     sandboxes,
-    surface: {
-      registry,
-      resources: new WorkspaceResources(),
-      prompts: new WorkspacePrompts(),
-      watcher: new FileWatcher(),
-      dynamicTools: gateway.size > 0,
-    },
+    surface: { registry, watcher, dynamicTools: gateway.size > 0 },
     metrics,
     audit,
     tracing,

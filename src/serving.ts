@@ -14,6 +14,7 @@ import { VERSION } from './mcp/server-info.js';
 import { runStdio } from './mcp/stdio.runner.js';
 import { createLogger } from './observability/logger.js';
 import { createRuntime, openAudit } from './runtime.js';
+import { lockDataDir } from './store/data-dir-lock.js';
 
 // `bastion serve` and `bastion stdio`: the commands that run a server. cli.ts loads this module only for
 // them, so the other commands (keys, audit, chat, backup) start without loading the server.
@@ -53,6 +54,8 @@ export async function serve(flags: ServeFlags): Promise<void> {
   const workers = workerCount(config.server.workers, os.availableParallelism());
   assertClusterSafe(config, workers);
   mkdirSync(path.resolve(config.dataDir), { recursive: true });
+  // Held until the process exits: one server (or one primary and its workers) per data directory.
+  lockDataDir(config.dataDir);
   if (workers > 1) return servePrimary(config, workers);
   const runtime = await createRuntime(config, { logTo: 'stdout' });
   const server = await startHttpServer(runtime);

@@ -35,7 +35,7 @@ export function converseTool(agent: AgentService, maxPromptChars: number): Tool 
       'Send a prompt to the SecureAgent, which works in the workspace with the file tools you may use, ' +
       'every step checked by a supervisor. Omit conversation_id to start a conversation; pass the returned ' +
       'conversation_id to continue it. Returns the answer, the steps taken and the tokens used.',
-    scope: 'agent',
+    scopes: ['agent'],
     annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     input: z.object({
       prompt: z.string().min(1).max(maxPromptChars).describe('What you would like done or answered.'),

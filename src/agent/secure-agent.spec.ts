@@ -35,7 +35,7 @@ const probe = (name: string, handler: Tool['handler']): Tool =>
     name,
     title: name,
     description: name,
-    scope: 'files:read',
+    scopes: ['files:read'],
     annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
     input: z.object({}),
     handler,

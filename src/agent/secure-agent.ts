@@ -86,7 +86,7 @@ export class SecureAgent {
         readOnly: input.readOnly,
         dropped: window.dropped,
         maxToolCalls: this.limits.maxToolCalls,
-        otherServers: tools.some((t) => !this.registry.scopeOf(t.name)?.startsWith('files:')),
+        otherServers: tools.some((t) => !this.fileTool(t.name)),
       }),
       messages: [...window.messages, { role: 'user', text: input.prompt }],
       tools,
@@ -129,9 +129,15 @@ export class SecureAgent {
   private toolsFor(principal: Principal, readOnly: boolean): ModelTool[] {
     return this.registry
       .list(principal)
-      .filter((d) => isAgentTool(this.registry.scopeOf(d.name) ?? 'admin'))
+      .filter((d) => isAgentTool(this.registry.definition(d.name)?.scopes ?? ['admin']))
       .filter((d) => !readOnly || d.annotations.readOnlyHint)
       .map((d) => ({ name: d.name, description: d.description, inputSchema: d.inputSchema }));
+  }
+
+  /** A workspace tool (as opposed to one of another server's). */
+  private fileTool(name: string): boolean {
+    const scopes = this.registry.definition(name)?.scopes ?? [];
+    return scopes.length > 0 && scopes.every((scope) => scope.startsWith('files:'));
   }
 
   private async ask(

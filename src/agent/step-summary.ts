@@ -1,5 +1,5 @@
 import type { ToolResult } from '../tools/tool.js';
-import { callTarget } from '../tools/tool-registry.js';
+import { rawTarget } from '../tools/door.js';
 import type { Sandbox } from '../workspace/sandbox.js';
 import type { ProposedCall } from './model-provider.js';
 import { renderResult } from './tool-output.js';
@@ -11,7 +11,7 @@ const MAX_SUMMARY_CHARS = 300;
  * (Bastion's wording). Never file contents: a summary is shown in progress and kept with the turn.
  */
 export function stepSummary(call: ProposedCall, result: ToolResult, sandbox: Sandbox): string {
-  const target = callTarget(call.arguments, sandbox);
+  const target = rawTarget(call.arguments, { sandbox });
   const what = target ? `${call.name} ${target}` : call.name;
   if (!result.isError) return what.slice(0, MAX_SUMMARY_CHARS);
   const reason = renderResult(result).split('\n', 1)[0] ?? '';

@@ -34,7 +34,7 @@ describe('Supervisor', () => {
 
   it('refuses the agent’s own tool and administrative ones even when they exist', () => {
     const withConverse = new ToolRegistry(workspaceTools, 1_000_000);
-    withConverse.register({ ...workspaceTools[0]!, name: 'converse', scope: 'agent' });
+    withConverse.register({ ...workspaceTools[0]!, name: 'converse', scopes: ['agent'] });
     const supervision = turn(writer, false, new Supervisor(withConverse, limits));
     expect(reasonOf(supervision.review(call('converse', {})))).toBe('unknown_tool');
   });

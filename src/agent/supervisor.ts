@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { Principal } from '../auth/principal.js';
+import { missingScope, type Principal } from '../auth/principal.js';
 import type { AgentConfig } from '../config/config.schema.js';
 import type { ToolRegistry } from '../tools/tool-registry.js';
 import type { ProposedCall } from './model-provider.js';
@@ -68,8 +68,8 @@ export class Supervisor {
 }
 
 /** The tools the agent may use: workspace and upstream tools, never the agent's own or administrative ones. */
-export function isAgentTool(scope: string): boolean {
-  return scope !== 'agent' && scope !== 'admin';
+export function isAgentTool(scopes: readonly string[]): boolean {
+  return !scopes.includes('agent') && !scopes.includes('admin');
 }
 
 export class TurnSupervision {
@@ -93,10 +93,11 @@ export class TurnSupervision {
     this.calls += 1;
     const tool = this.registry.definition(call.name);
     const name = JSON.stringify(call.name.slice(0, 100));
-    if (!tool || !isAgentTool(tool.scope))
+    if (!tool || !isAgentTool(tool.scopes))
       return refuse('unknown_tool', `There is no tool named ${name} available to you.`);
-    if (!this.scope.principal.scopes.has(tool.scope))
-      return refuse('out_of_scope', `${tool.name} needs the ${tool.scope} scope, which this client lacks.`);
+    const missing = missingScope(this.scope.principal, tool.scopes);
+    if (missing)
+      return refuse('out_of_scope', `${tool.name} needs the ${missing} scope, which this client lacks.`);
     if (this.scope.readOnly && !tool.annotations.readOnlyHint)
       return refuse('read_only', `${tool.name} changes files, and this conversation is read-only.`);
     if (this.calls > this.limits.maxToolCalls)

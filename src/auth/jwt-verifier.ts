@@ -2,6 +2,7 @@ import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
 import type { BastionConfig } from '../config/config.schema.js';
 import type { AuthFailureReason } from './auth.errors.js';
 import { isScope, type Principal, type Scope } from './principal.js';
+import { own } from '../common/own.js';
 
 type OAuthConfig = BastionConfig['auth']['oauth'];
 
@@ -53,7 +54,7 @@ export class JwtVerifier {
       typeof claim === 'string' ? claim.split(' ') : Array.isArray(claim) ? claim.map(String) : [];
     const scopes = new Set<Scope>();
     for (const name of granted) {
-      const mapped = this.config.scopeMap[name] ?? (isScope(name) ? [name] : []);
+      const mapped = own(this.config.scopeMap, name) ?? (isScope(name) ? [name] : []);
       for (const scope of mapped) scopes.add(scope);
     }
     return scopes;

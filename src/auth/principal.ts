@@ -46,3 +46,8 @@ export function localPrincipal(
   if (admin) scopes.push('admin');
   return { id: 'local', kind: 'local', scopes: new Set(scopes), tier: 'default' };
 }
+
+/** The first of `scopes` the principal lacks, or undefined when it holds them all. */
+export function missingScope(principal: Principal, scopes: readonly Scope[]): Scope | undefined {
+  return scopes.find((scope) => !principal.scopes.has(scope));
+}

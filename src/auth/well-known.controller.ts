@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, NotFoundException } from '@nestjs/common';
-import { Public } from './auth.decorators.js';
+import { Public } from './route-access.js';
 import { Authenticator } from './authenticator.js';
 
 /**

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isScope, SCOPE_NAMES, UPSTREAM_NAME, type Scope, type UpstreamScope } from '../auth/principal.js';
+import { own } from '../common/own.js';
 
 const positiveInt = z.coerce.number().int().positive();
 
@@ -83,7 +84,7 @@ const upstream = z.preprocess((value) => {
   for (const key of CLIENT_ONLY_KEYS) delete rest[key];
   if (typeof disabled === 'boolean' && rest.enabled === undefined) rest.enabled = !disabled;
   if (rest.type === undefined) rest.type = rest.url !== undefined ? 'http' : 'stdio';
-  else if (typeof rest.type === 'string') rest.type = TRANSPORT_TYPES[rest.type] ?? rest.type;
+  else if (typeof rest.type === 'string') rest.type = own(TRANSPORT_TYPES, rest.type) ?? rest.type;
   return rest;
 }, upstreamEntry);
 

@@ -27,8 +27,8 @@ import {
 } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ConverseAnswer } from '../agent/agent.service.js';
-import { RequireScope } from '../auth/auth.decorators.js';
-import { principalOf } from '../auth/auth.guard.js';
+import { principalOf } from '../auth/request-principal.js';
+import { RequireScope } from '../auth/route-access.js';
 import { RUNTIME, type Runtime } from '../runtime.js';
 import type { ConversationMeta, Page } from './conversation.js';
 import {

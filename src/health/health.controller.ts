@@ -1,16 +1,14 @@
 import { Controller, Get, HttpCode, Inject, Res } from '@nestjs/common';
 import { HealthCheckService } from '@nestjs/terminus';
-import { SkipThrottle } from '@nestjs/throttler';
 import type { FastifyReply } from 'fastify';
-import { Public } from '../auth/auth.decorators.js';
+import { Public } from '../auth/route-access.js';
 import { ReadinessIndicators } from './readiness.indicators.js';
 
 /**
  * Probes for orchestrators. Public, so they reveal nothing but up or down: the details of each check are
  * on /diagnostics, for admins. Never rate-limited: a refused probe would restart a healthy instance.
  */
-@Public()
-@SkipThrottle({ ip: true, principal: true })
+@Public({ limited: false })
 @Controller('health')
 export class HealthController {
   constructor(

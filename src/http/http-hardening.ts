@@ -32,11 +32,10 @@ const EXPOSED_HEADERS = [
 ];
 
 /**
- * Security headers on every response and CORS for the configured browser origins only. The headers are
- * set on the raw response, so they also reach /mcp answers that bypass the framework's reply.
+ * Security headers on every response, refusals included. They are set on the raw response, so they also
+ * reach /mcp answers that bypass the framework's reply.
  */
-export function harden(app: NestFastifyApplication, config: BastionConfig): void {
-  const fastify = app.getHttpAdapter().getInstance() as FastifyInstance;
+export function securityHeaders(fastify: FastifyInstance): void {
   const headers = helmet({
     contentSecurityPolicy: {
       directives: {
@@ -57,6 +56,10 @@ export function harden(app: NestFastifyApplication, config: BastionConfig): void
     for (const [name, value] of fixed) reply.raw.setHeader(name, value);
     done();
   });
+}
+
+/** CORS for the configured browser origins only (the gate has refused every other origin already). */
+export function allowBrowserOrigins(app: NestFastifyApplication, config: BastionConfig): void {
   // Without allowed origins no browser may call: no CORS headers at all, and no per-request CORS work.
   if (config.server.allowedOrigins.length === 0) return;
   app.enableCors({

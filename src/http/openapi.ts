@@ -1,25 +1,20 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AuthFailure } from '../auth/auth.errors.js';
-import type { Authenticator } from '../auth/authenticator.js';
+import type { FastifyInstance } from 'fastify';
+import type { RouteAccess } from '../auth/route-access.js';
 import type { BastionConfig } from '../config/config.schema.js';
 import { VERSION } from '../mcp/server-info.js';
 
-const DOC_PATHS = ['/openapi.json', '/docs'];
+const PUBLIC: RouteAccess = { kind: 'public', limited: true };
 
 /**
- * The REST routes described as OpenAPI at /openapi.json, with a browsable page at /docs. They need a
- * credential like any other route unless `docs.public` is set (a loopback server without authentication
- * serves them to anyone local).
+ * The REST routes described as OpenAPI at /openapi.json, with a browsable page at /docs. Like every route
+ * they need a credential (the gate decides, on the matched route) unless `docs.public` is set, which marks
+ * these routes public as they are registered.
  */
-export function serveOpenApi(
-  app: NestFastifyApplication,
-  config: BastionConfig,
-  authenticator: Authenticator,
-): void {
+export function serveOpenApi(app: NestFastifyApplication, config: BastionConfig): void {
   if (!config.docs.enabled) return;
-  if (!config.docs.public) gate(app.getHttpAdapter().getInstance() as FastifyInstance, authenticator);
+  if (config.docs.public) markDocsPublic(app.getHttpAdapter().getInstance() as FastifyInstance);
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder()
@@ -34,19 +29,9 @@ export function serveOpenApi(
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json', raw: ['json'] });
 }
 
-/** These routes live outside the application's guards, so they get the same check here. */
-function gate(fastify: FastifyInstance, authenticator: Authenticator): void {
-  fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-    const path = request.url.split('?')[0] ?? '';
-    if (!DOC_PATHS.some((doc) => path === doc || path.startsWith(`${doc}/`))) return;
-    try {
-      await authenticator.authenticate(request.headers.authorization);
-    } catch (error) {
-      if (!(error instanceof AuthFailure)) throw error;
-      await reply
-        .code(401)
-        .headers({ 'content-type': 'application/json', 'www-authenticate': error.challenge })
-        .send(JSON.stringify({ error: 'unauthorized', message: error.message }));
-    }
+function markDocsPublic(fastify: FastifyInstance): void {
+  fastify.addHook('onRoute', (route) => {
+    const docs = route.url === '/openapi.json' || route.url === '/docs' || route.url.startsWith('/docs/');
+    if (docs) route.config = { ...(route.config as object), bastionAccess: PUBLIC };
   });
 }

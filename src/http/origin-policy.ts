@@ -18,9 +18,9 @@ export function isLoopback(host: string): boolean {
 }
 
 /**
- * DNS-rebinding protection (Streamable HTTP transport, "Security Warning"): a browser page on a foreign
- * origin must not reach the server, and on a loopback bind the Host header must name this machine.
- * Requests without an Origin header (every non-browser client) pass the origin check.
+ * DNS-rebinding protection (Streamable HTTP transport, "Security Warning"), for every route: a browser page
+ * on a foreign origin must not reach the server, and on a loopback bind the Host header must name this
+ * machine. Requests without an Origin header (every non-browser client) pass the origin check.
  */
 export class OriginPolicy {
   private readonly origins: string[];
@@ -40,8 +40,12 @@ export class OriginPolicy {
         : null;
   }
 
-  check(headers: { host?: string | string[]; origin?: string | string[] }): OriginVerdict {
-    if (this.hosts) {
+  /** Checks Origin, and Host unless `options.host` is false. */
+  check(
+    headers: { host?: string | string[]; origin?: string | string[] },
+    options: { host: boolean } = { host: true },
+  ): OriginVerdict {
+    if (this.hosts && options.host) {
       const host = validateHostHeader(single(headers.host), this.hosts);
       if (!host.ok) return { ok: false, reason: 'Host header not allowed' };
     }

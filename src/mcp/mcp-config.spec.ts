@@ -22,11 +22,12 @@ describe('mcp_config.json', () => {
     expect(committed.authentication.map((a) => a.type)).toEqual(['none', 'api-key', 'oauth2']);
   });
 
-  it('lists every workspace tool and converse, each with a scope and the four annotations', () => {
+  it('lists every workspace tool and converse, each with its scopes and the four annotations', () => {
     expect(committed.tools.map((t) => t.name)).toEqual([...workspaceTools.map((t) => t.name), 'converse']);
     expect(declaredTools()).toHaveLength(committed.tools.length);
     for (const tool of committed.tools) {
-      expect(committed.scopes).toContain(tool.scope);
+      expect(tool.scopes.length).toBeGreaterThan(0);
+      for (const scope of tool.scopes) expect(committed.scopes).toContain(scope);
       expect(Object.keys(tool.annotations).sort()).toEqual([
         'destructiveHint',
         'idempotentHint',
@@ -34,5 +35,9 @@ describe('mcp_config.json', () => {
         'readOnlyHint',
       ]);
     }
+    expect(committed.tools.find((t) => t.name === 'edit_file')?.scopes).toEqual([
+      'files:read',
+      'files:write',
+    ]);
   });
 });

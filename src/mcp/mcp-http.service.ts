@@ -13,14 +13,16 @@ import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.js';
 import type { Runtime } from '../runtime.js';
 import type { Sandbox } from '../workspace/sandbox.js';
+import type { ToolContext } from '../tools/tool.js';
+import { OperationRefused } from '../tools/tool.errors.js';
+import { doorRequestsOf } from './door-requests.js';
 import { ExchangeTransport } from './exchange-transport.js';
+import { ListenBus, ListenStream } from './listen-bus.js';
 import { serveThroughFetch } from './fetch-bridge.js';
 import { createMcpServer } from './mcp-server.factory.js';
 import type { ResourceUpdates } from './server-info.js';
-import { OriginPolicy } from './origin-policy.js';
-
-/** Marks a request body that was not valid JSON, so /mcp can answer JSON-RPC -32700. */
-export const MALFORMED_JSON = Symbol('malformed-json');
+import { jsonRpcError } from '../http/error-answer.js';
+import { MALFORMED_JSON } from '../http/http-gate.js';
 
 /** Who sent a request, as the guard established it, and the workspace they work in. */
 export interface Caller {
@@ -43,21 +45,16 @@ export interface Caller {
  */
 export class McpHttpService {
   private readonly handler: McpHttpHandler;
-  private readonly origins: OriginPolicy;
-  /**
-   * One publisher per watched URI, so a change is published once however many streams listen to it (the
-   * watcher counts one listener added twice as one). Only URIs of files that could be watched are kept.
-   */
-  private readonly publishers = new Map<string, () => void>();
+  private readonly bus = new ListenBus();
   private readonly stopAnnouncing: () => void;
 
   constructor(private readonly runtime: Runtime) {
     const { config, logger } = runtime;
-    this.origins = new OriginPolicy(config.server);
     this.handler = createMcpHandler(
       (ctx) => this.serverFor(callerOf(ctx.authInfo), ctx.era === 'modern' ? 'listen' : 'none'),
       {
         legacy: 'stateless',
+        bus: this.bus,
         maxRequestBodySize: config.server.bodyLimitBytes,
         onerror: (error) => logger.debug({ err: error }, 'mcp request rejected'),
       },
@@ -67,9 +64,8 @@ export class McpHttpService {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown, caller: Caller): Promise<void> {
-    const verdict = this.origins.check(req.headers);
-    if (!verdict.ok) return reject(res, 403, -32600, `Forbidden: ${verdict.reason}.`);
     if (body === MALFORMED_JSON) return reject(res, 400, -32700, 'Parse error: the body is not valid JSON.');
+    if (repeatsAnId(body)) return reject(res, 400, -32600, 'Invalid Request: a batch repeats a request id.');
     switch (legacyExchange(req, body)) {
       case 'notification':
         res.writeHead(202, { 'content-length': 0 }).end();
@@ -77,9 +73,19 @@ export class McpHttpService {
       case 'request':
         return this.answer(req, res, body as JSONRPCRequest, caller);
       default:
-        await this.watchListenedResources(res, body, caller.sandbox);
+        if (isListen(body)) return this.listen(req, res, body, caller);
         return serveThroughFetch(this.handler, req, res, body, authInfo(caller));
     }
+  }
+
+  /** Records the door calls a refused /mcp body asked for, each once, as refused with `code`. */
+  async recordRefused(body: unknown, principal: Principal, requestId: string, code: string): Promise<void> {
+    const requests = doorRequestsOf(body);
+    if (requests.length === 0) return;
+    const { runtime } = this;
+    const sandbox = await runtime.sandboxes.for(principal).catch(() => runtime.sandbox);
+    const ctx = { principal, sandbox, signal: AbortSignal.abort(), logger: runtime.logger, requestId };
+    runtime.surface.registry.refuseAll(requests, ctx, code);
   }
 
   close(): Promise<void> {
@@ -112,25 +118,77 @@ export class McpHttpService {
   }
 
   /**
-   * A 2026-07-28 subscriptions/listen stream that asks for resource updates: the files it names are watched
-   * while the stream is open, and each change is published to the SDK's event bus, which delivers it to
-   * every stream subscribed to that URI. URIs a read could not reach are not watched.
+   * A 2026-07-28 subscriptions/listen stream. Each resource it asks to be told about is a subscription
+   * through the door (scope, sandbox, audit); those refused are left out of the request, so the
+   * acknowledgement names only what will be delivered. Updates go to this stream alone, while it is open.
    */
-  private async watchListenedResources(res: ServerResponse, body: unknown, sandbox: Sandbox): Promise<void> {
-    const uris = listenedResources(body);
-    if (uris.length === 0) return;
-    const stops: Array<() => void> = [];
-    for (const uri of uris.slice(0, MAX_LISTENED_RESOURCES)) {
-      const publish = this.publishers.get(uri) ?? (() => void this.handler.notify.resourceUpdated(uri));
-      try {
-        stops.push(await this.runtime.surface.watcher.watch(sandbox, uri, publish));
-        this.publishers.set(uri, publish);
-      } catch {
-        // not a file this client could read: nothing to watch
+  private async listen(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: ListenRequest,
+    caller: Caller,
+  ): Promise<void> {
+    const stream = new ListenStream();
+    const watches: Array<{ stop(): void }> = [];
+    const closed = new AbortController();
+    res.once('close', () => {
+      closed.abort();
+      watches.forEach((watch) => watch.stop());
+    });
+    const asked = body.params.notifications.resourceSubscriptions;
+    if (Array.isArray(asked)) {
+      const accepted: string[] = [];
+      const ctx: ToolContext = {
+        principal: caller.principal,
+        sandbox: caller.sandbox,
+        signal: closed.signal,
+        logger: caller.logger ?? this.runtime.logger,
+        requestId: caller.requestId,
+        resourceUpdated: (uri) => this.bus.deliver(stream, { kind: 'resource_updated', uri }),
+      };
+      for (const uri of asked.slice(0, MAX_LISTENED_RESOURCES)) {
+        if (typeof uri !== 'string') continue;
+        try {
+          watches.push(await this.runtime.surface.registry.perform('resources/subscribe', { uri }, ctx));
+          accepted.push(uri);
+        } catch (error) {
+          if (!(error instanceof OperationRefused)) throw error;
+        }
       }
+      body = withResources(body, accepted);
     }
-    res.once('close', () => stops.forEach((stop) => stop()));
+    if (res.destroyed) return;
+    await this.bus.opened(stream, () => serveThroughFetch(this.handler, req, res, body, authInfo(caller)));
   }
+}
+
+interface ListenRequest {
+  method: 'subscriptions/listen';
+  params: { notifications: { resourceSubscriptions?: unknown } & Record<string, unknown> } & Record<
+    string,
+    unknown
+  >;
+}
+
+function isListen(body: unknown): body is ListenRequest {
+  const message = body as { method?: unknown; params?: { notifications?: unknown } } | null;
+  return (
+    message?.method === 'subscriptions/listen' &&
+    typeof message.params?.notifications === 'object' &&
+    message.params.notifications !== null
+  );
+}
+
+/** The listen request with only the resources whose subscription the door accepted. */
+function withResources(body: ListenRequest, uris: string[]): ListenRequest {
+  const { resourceSubscriptions: _asked, ...notifications } = body.params.notifications;
+  return {
+    ...body,
+    params: {
+      ...body.params,
+      notifications: uris.length > 0 ? { ...notifications, resourceSubscriptions: uris } : notifications,
+    },
+  };
 }
 
 /**
@@ -162,15 +220,16 @@ function legacyExchange(req: IncomingMessage, body: unknown): 'request' | 'notif
 
 const MAX_LISTENED_RESOURCES = 100;
 
-/** The resource URIs a subscriptions/listen request asks to be told about. */
-function listenedResources(body: unknown): string[] {
-  const message = body as {
-    method?: unknown;
-    params?: { notifications?: { resourceSubscriptions?: unknown } };
-  };
-  if (message?.method !== 'subscriptions/listen') return [];
-  const uris = message.params?.notifications?.resourceSubscriptions;
-  return Array.isArray(uris) ? uris.filter((uri): uri is string => typeof uri === 'string') : [];
+/** A batch whose requests share an id: their answers could not be told apart, so none is run. */
+function repeatsAnId(body: unknown): boolean {
+  if (!Array.isArray(body)) return false;
+  const ids = body
+    .filter(
+      (m): m is { id: unknown; method: unknown } =>
+        typeof m === 'object' && m !== null && 'id' in m && 'method' in m,
+    )
+    .map((m) => JSON.stringify(m.id));
+  return new Set(ids).size !== ids.length;
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -189,10 +248,6 @@ function callerOf(auth: AuthInfo | undefined): Caller {
   // Every request reaches the SDK with the caller the guard established.
   if (!caller) throw new Error('An MCP request reached the SDK without a caller.');
   return caller;
-}
-
-export function jsonRpcError(code: number, message: string, id: string | number | null = null): string {
-  return JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
 }
 
 export function reject(

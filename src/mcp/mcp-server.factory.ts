@@ -1,14 +1,19 @@
-import { ProtocolError, ProtocolErrorCode, Server, type ServerContext } from '@modelcontextprotocol/server';
+import {
+  ProtocolError,
+  ProtocolErrorCode,
+  ResourceNotFoundError,
+  Server,
+  type ServerContext,
+} from '@modelcontextprotocol/server';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.js';
+import type { OperationName } from '../tools/operation.js';
 import type { ToolContext } from '../tools/tool.js';
 import type { ToolRegistry } from '../tools/tool-registry.js';
-import { InvalidToolCall } from '../tools/tool.errors.js';
+import { InvalidToolCall, OperationRefused } from '../tools/tool.errors.js';
+import type { FileWatcher } from '../workspace/file-watcher.js';
 import type { Sandbox } from '../workspace/sandbox.js';
 import { SERVER_INFO, SERVER_INSTRUCTIONS, serverCapabilities, type ResourceUpdates } from './server-info.js';
-import type { WorkspaceResources } from '../workspace/workspace.resources.js';
-import type { WorkspacePrompts } from '../workspace/workspace.prompts.js';
-import type { FileWatcher } from '../workspace/file-watcher.js';
 import { serveResourceSubscriptions } from './resource-subscriptions.js';
 
 /** Who a server instance serves: one HTTP request, or one stdio connection. */
@@ -21,9 +26,9 @@ export interface ServingContext {
 }
 
 export interface McpSurface {
+  /** The door, with everything a workspace serves registered: tools, prompts, templates, operations. */
   registry: ToolRegistry;
-  resources: WorkspaceResources;
-  prompts: WorkspacePrompts;
+  /** The watches behind resource subscriptions (closed with the transports). */
   watcher: FileWatcher;
   /** Tools come and go at run time (upstreams are configured): servers that can tell clients say so. */
   dynamicTools: boolean;
@@ -44,8 +49,9 @@ const STATIC_TOOLS_HINTS = cacheHints(60_000);
 const DYNAMIC_TOOLS_HINTS = cacheHints(5_000);
 
 /**
- * Builds the SDK's protocol server for one serving unit. Everything heavy (schemas, descriptors) was built
- * once at start; this only wires handlers to the registry, so it is cheap enough to run per request.
+ * Builds the SDK's protocol server for one serving unit. It only translates protocol methods into door
+ * calls: every list is the registry's, filtered by the principal's scopes, and every call passes the door.
+ * Everything heavy (schemas, descriptors) was built once at start.
  */
 export function createMcpServer(
   surface: McpSurface,
@@ -57,43 +63,76 @@ export function createMcpServer(
     instructions: SERVER_INSTRUCTIONS,
     cacheHints: surface.dynamicTools ? DYNAMIC_TOOLS_HINTS : STATIC_TOOLS_HINTS,
   });
-  const { registry, resources, prompts } = surface;
+  const { registry } = surface;
+  const { principal } = serving;
+  const context = (ctx: ServerContext, progressToken?: string | number) =>
+    toolContext(serving, ctx, progressToken, server.getClientVersion()?.name);
+  const perform = <R>(name: OperationName, args: unknown, ctx: ToolContext, uri?: string) =>
+    registry.perform<R>(name, args, ctx).catch((error: unknown) => {
+      throw protocolError(error, uri);
+    });
 
-  server.setRequestHandler('tools/list', () => ({ tools: registry.list(serving.principal) }) as never);
+  server.setRequestHandler('tools/list', () => ({ tools: registry.list(principal) }) as never);
   server.setRequestHandler('tools/call', async (request, ctx) => {
     try {
-      return (await registry.invoke(
-        request.params.name,
-        request.params.arguments,
-        toolContext(serving, ctx, request.params._meta?.progressToken, server.getClientVersion()?.name),
-      )) as never;
+      const { name, arguments: args, _meta } = request.params;
+      return (await registry.invoke(name, args, context(ctx, _meta?.progressToken))) as never;
     } catch (error) {
       if (error instanceof InvalidToolCall)
         throw new ProtocolError(ProtocolErrorCode.InvalidParams, error.message);
       throw error;
     }
   });
-
   server.setRequestHandler('resources/list', (request, ctx) =>
-    resources.list(serving, request.params?.cursor, ctx.mcpReq.signal),
+    perform('resources/list', { cursor: request.params?.cursor }, context(ctx)),
   );
-  server.setRequestHandler('resources/templates/list', () => resources.templates());
-  server.setRequestHandler(
-    'resources/read',
-    (request) => resources.read(serving, request.params.uri) as never,
+  server.setRequestHandler('resources/templates/list', () => ({
+    resourceTemplates: registry.listTemplates(principal),
+  }));
+  server.setRequestHandler('resources/read', (request, ctx) =>
+    perform('resources/read', { uri: request.params.uri }, context(ctx), request.params.uri),
   );
-  server.setRequestHandler('prompts/list', () => prompts.list());
+  server.setRequestHandler('prompts/list', () => ({ prompts: registry.listPrompts(principal) }));
   server.setRequestHandler(
     'prompts/get',
-    (request) => prompts.get(serving, request.params.name, request.params.arguments ?? {}) as never,
+    (request, ctx) =>
+      registry
+        .getPrompt(request.params.name, request.params.arguments ?? {}, context(ctx))
+        .catch((error: unknown) => {
+          throw protocolError(error);
+        }) as never,
   );
-  server.setRequestHandler(
-    'completion/complete',
-    (request, ctx) => prompts.complete(serving, request.params, ctx.mcpReq.signal) as never,
+  server.setRequestHandler('completion/complete', (request, ctx) =>
+    perform(
+      'completion/complete',
+      { ref: request.params.ref, argument: request.params.argument },
+      context(ctx),
+    ),
   );
   server.setRequestHandler('logging/setLevel', () => ({}));
-  if (updates === 'subscribe') serveResourceSubscriptions(server, serving, surface.watcher);
+  if (updates === 'subscribe')
+    serveResourceSubscriptions(server, (uri, ctx, resourceUpdated) =>
+      perform<{ stop(): void }>('resources/subscribe', { uri }, { ...context(ctx), resourceUpdated }, uri),
+    );
   return server;
+}
+
+/**
+ * A door refusal as the protocol says it: a resource that is not there is not-found (SEP-2164, with the
+ * URI in the error data), a failure inside Bastion is internal, and every other refusal is invalid params
+ * with the door's message.
+ */
+export function protocolError(error: unknown, uri?: string): unknown {
+  if (!(error instanceof OperationRefused)) return error;
+  if (error.code === 'not_found' && uri !== undefined) {
+    const message = error.message.startsWith('Resource not found')
+      ? error.message
+      : `Resource not found: ${uri}`;
+    return new ResourceNotFoundError(uri, message);
+  }
+  if (!error.protocol && error.code === 'internal')
+    return new ProtocolError(ProtocolErrorCode.InternalError, error.message);
+  return new ProtocolError(ProtocolErrorCode.InvalidParams, error.message);
 }
 
 function toolContext(

@@ -2,13 +2,13 @@ import { All, Controller, Inject, Req, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { principalOf } from '../auth/auth.guard.js';
+import { principalOf } from '../auth/request-principal.js';
 import { Authenticator } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
 import { Lifecycle } from '../health/lifecycle.js';
 import { annotateRequest } from '../observability/request-log.js';
-import { InFlightLimiter } from '../rate-limit/in-flight-limiter.js';
 import { RUNTIME, type Runtime } from '../runtime.js';
+import { doorRequestsOf } from './door-requests.js';
 import { McpHttpService } from './mcp-http.service.js';
 import { describeMcpRequest, type McpRequestLabels } from './mcp-request-labels.js';
 
@@ -21,7 +21,6 @@ export class McpController {
     @Inject(RUNTIME) private readonly runtime: Runtime,
     @Inject(Authenticator) private readonly auth: Authenticator,
     @Inject(Lifecycle) private readonly lifecycle: Lifecycle,
-    @Inject(InFlightLimiter) private readonly inFlight: InFlightLimiter,
   ) {}
 
   @All()
@@ -33,16 +32,9 @@ export class McpController {
       ...(labels.tool !== undefined && { tool: labels.tool }),
     });
     this.challengeScope(principal, request.body);
-    const release = this.inFlight.enter(principal);
-    let sandbox;
-    try {
-      sandbox = await this.runtime.sandboxes.for(principal);
-    } catch (error) {
-      release();
-      throw error;
-    }
+    const sandbox = await this.runtime.sandboxes.for(principal);
     const { raw } = reply;
-    this.track(request, raw, labels, release);
+    this.track(request, raw, labels);
     // The answer is written to the raw response: carry over headers set so far (CORS, rate limits).
     for (const [name, value] of Object.entries(reply.getHeaders()))
       if (value !== undefined) raw.setHeader(name, value as string);
@@ -61,17 +53,11 @@ export class McpController {
   }
 
   /** In-flight counts and the MCP request series, settled when the response closes. */
-  private track(
-    request: FastifyRequest,
-    raw: FastifyReply['raw'],
-    labels: McpRequestLabels,
-    release: () => void,
-  ): void {
+  private track(request: FastifyRequest, raw: FastifyReply['raw'], labels: McpRequestLabels): void {
     const { metrics } = this.runtime;
     const endWork = isWork(request) ? this.lifecycle.begin() : undefined;
     metrics.inFlight.inc();
     raw.once('close', () => {
-      release();
       endWork?.();
       metrics.inFlight.dec();
       const outcome = raw.statusCode < 400 ? 'ok' : 'error';
@@ -80,16 +66,17 @@ export class McpController {
   }
 
   /**
-   * An OAuth client calling a tool outside its token's scopes gets 403 insufficient_scope, naming the scope,
-   * so it can ask the authorization server for more (MCP authorization, scope challenge). Other principals
-   * cannot step up, so they get the tool's own refusal instead.
+   * An OAuth client calling a tool, prompt or resource outside its token's scopes gets 403
+   * insufficient_scope, naming the scope, so it can ask the authorization server for more (MCP
+   * authorization, scope challenge). Other principals cannot step up, so they get the door's own refusal.
    */
   private challengeScope(principal: Principal, body: unknown): void {
-    if (principal.kind !== 'oauth') return;
-    const message = body as { method?: unknown; params?: { name?: unknown } } | undefined;
-    if (message?.method !== 'tools/call' || typeof message.params?.name !== 'string') return;
-    const scope = this.runtime.surface.registry.scopeOf(message.params.name);
-    if (scope) this.auth.requireScope(principal, scope);
+    if (principal.kind !== 'oauth' || Array.isArray(body)) return;
+    const { registry } = this.runtime.surface;
+    for (const request of doorRequestsOf(body)) {
+      const scope = registry.refusingScope(principal, request);
+      if (scope) this.auth.requireScope(principal, scope);
+    }
   }
 }
 

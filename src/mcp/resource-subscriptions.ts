@@ -1,36 +1,28 @@
-import {
-  ProtocolError,
-  ProtocolErrorCode,
-  ResourceNotFoundError,
-  type Server,
-} from '@modelcontextprotocol/server';
-import type { FileWatcher } from '../workspace/file-watcher.js';
-import { SandboxRefusal } from '../workspace/sandbox.errors.js';
-import type { ServingContext } from './mcp-server.factory.js';
+import type { Server, ServerContext } from '@modelcontextprotocol/server';
+
+/** Subscribes through the door: the watch it returns tells `updated` of each change until stopped. */
+export type Subscribe = (
+  uri: string,
+  ctx: ServerContext,
+  updated: (uri: string) => void,
+) => Promise<{ stop(): void }>;
 
 /**
  * resources/subscribe and resources/unsubscribe for a connection that lives on (stdio, 2025 revisions):
- * each subscribed file is watched, and a change sends notifications/resources/updated on this connection.
- * Watches end with the connection.
+ * each subscription passes the door (scope, sandbox, audit), and a change sends
+ * notifications/resources/updated on this connection. Watches end with the connection.
  */
-export function serveResourceSubscriptions(
-  server: Server,
-  serving: ServingContext,
-  watcher: FileWatcher,
-): void {
+export function serveResourceSubscriptions(server: Server, subscribe: Subscribe): void {
   const active = new Map<string, () => void>();
+  const updated = (uri: string) => void server.sendResourceUpdated({ uri }).catch(() => {});
 
-  server.setRequestHandler('resources/subscribe', async (request) => {
+  server.setRequestHandler('resources/subscribe', async (request, ctx) => {
     const { uri } = request.params;
     if (active.has(uri)) return {};
-    const updated = () => void server.sendResourceUpdated({ uri }).catch(() => {});
-    try {
-      active.set(uri, await watcher.watch(serving.sandbox, uri, updated));
-    } catch (error) {
-      if (!(error instanceof SandboxRefusal)) throw error;
-      if (error.code === 'not_found') throw new ResourceNotFoundError(uri, `Resource not found: ${uri}`);
-      throw new ProtocolError(ProtocolErrorCode.InvalidParams, error.message);
-    }
+    const { stop } = await subscribe(uri, ctx, updated);
+    if (active.has(uri))
+      stop(); // subscribed twice at once: one watch is enough
+    else active.set(uri, stop);
     return {};
   });
 

@@ -5,7 +5,7 @@ import { SCOPES } from '../auth/principal.js';
 import { configSchema } from '../config/config.schema.js';
 import type { Tool } from '../tools/tool.js';
 import { WORKSPACE_PROMPTS } from '../workspace/workspace.prompts.js';
-import { FILE_TEMPLATE } from '../workspace/workspace.resources.js';
+import { WORKSPACE_TEMPLATES } from '../workspace/workspace.resources.js';
 import { workspaceTools } from '../workspace/workspace.tools.js';
 import { DESCRIPTION, SERVER_INFO, serverCapabilities } from './server-info.js';
 
@@ -64,10 +64,14 @@ export function serverManifest() {
       name: tool.name,
       title: tool.title,
       description: tool.description,
-      scope: tool.scope,
+      scopes: tool.scopes,
       annotations: tool.annotations,
     })),
-    prompts: WORKSPACE_PROMPTS.map((prompt) => ({ name: prompt.name, title: prompt.title })),
-    resourceTemplates: [{ name: 'workspace-file', uriTemplate: FILE_TEMPLATE, scope: 'files:read' }],
+    prompts: WORKSPACE_PROMPTS.map(({ name, title, scopes }) => ({ name, title, scopes })),
+    resourceTemplates: WORKSPACE_TEMPLATES.map(({ name, uriTemplate, scopes }) => ({
+      name,
+      uriTemplate,
+      scopes,
+    })),
   };
 }

@@ -9,7 +9,10 @@ import type { BastionConfig } from '../config/config.schema.js';
 import { redactSecrets } from './secret-redaction.js';
 import { auditLine, GENESIS_HASH, parseAuditLine, sealRecord, type AuditEvent } from './audit-record.js';
 
-/** Where audit events go. record() never blocks; flush() makes everything recorded so far durable. */
+/**
+ * Where audit events go. record() never blocks and never throws into the request that records (a closed
+ * log refuses the record and says so to its own error handler); flush() makes everything so far durable.
+ */
 export interface AuditSink {
   record(event: AuditEvent): void;
   flush(): Promise<void>;
@@ -55,6 +58,8 @@ export class FileAuditSink implements AuditSink {
   private rotation: Promise<void> | undefined;
   private rotationFailed = false;
   private closing: Promise<void> | undefined;
+  /** Records refused since the log closed (during shutdown): reported once, counted here. */
+  refusedAfterClose = 0;
 
   private constructor(
     readonly file: string,
@@ -85,7 +90,13 @@ export class FileAuditSink implements AuditSink {
   }
 
   record(event: AuditEvent): void {
-    if (this.closing) throw new AuditLogError('audit_log_closed', 'The audit log is closed.');
+    if (this.closing) {
+      if (this.refusedAfterClose++ === 0)
+        this.settings.onError(
+          new AuditLogError('audit_log_closed', 'A record came after the audit log closed.'),
+        );
+      return;
+    }
     // A target is a path or an id; one that happens to look like a secret is not kept.
     const safe = event.target === undefined ? event : { ...event, target: redactSecrets(event.target) };
     const record = sealRecord(safe, this.prev, this.seq + 1, this.settings.now());

@@ -1,10 +1,11 @@
 import { hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 
-export type AuditKind = 'tool_call' | 'auth_failure' | 'admin' | 'agent_step' | 'conversation';
+export type AuditKind = 'tool_call' | 'operation' | 'auth_failure' | 'admin' | 'agent_step' | 'conversation';
 
 export const AUDIT_KINDS: readonly AuditKind[] = [
   'tool_call',
+  'operation',
   'auth_failure',
   'admin',
   'agent_step',
@@ -16,7 +17,7 @@ export interface AuditEvent {
   kind: AuditKind;
   /** The principal id, or 'anonymous'. */
   actor: string;
-  /** The tool name, 'authenticate', 'conversation.delete', ... */
+  /** The tool name, the operation's MCP method ('resources/read'), 'authenticate', 'conversation.delete', ... */
   action: string;
   /** A workspace-relative path, a key id or a conversation id; never a host path or content. */
   target?: string;

@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { Command } from 'commander';
+import { own } from '../common/own.js';
 import { GENESIS_HASH, verifyAuditLogs, type AuditVerdict } from './audit-record.js';
 
 type Out = (line: string) => void;
@@ -53,5 +54,5 @@ async function readable(files: string[]): Promise<void> {
 function unreadable(error: unknown): Error {
   const { code, path } = error as NodeJS.ErrnoException;
   if (!code || !path) return error instanceof Error ? error : new Error(String(error));
-  return new Error(`Cannot read audit log ${path}: ${READ_ERRORS[code] ?? code}.`);
+  return new Error(`Cannot read audit log ${path}: ${own(READ_ERRORS, code) ?? code}.`);
 }

@@ -34,9 +34,20 @@ export class Metrics {
     ['tool', 'outcome'],
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
   );
+  readonly operations = this.counter(
+    'operations_total',
+    'Workspace operations other than tool calls (resources, prompts, completion, subscriptions), by MCP method and outcome.',
+    ['operation', 'outcome'],
+  );
+  readonly operationDuration = this.histogram(
+    'operation_duration_seconds',
+    'Workspace operation duration by MCP method and outcome.',
+    ['operation', 'outcome'],
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
   readonly sandboxRefusals = this.counter(
     'sandbox_refusals_total',
-    'Tool calls refused by the sandbox or the door, by reason.',
+    'Calls refused by the door (scope, arguments, sandbox, limits), by reason.',
     ['reason'],
   );
   readonly authFailures = this.counter('auth_failures_total', 'Rejected credentials by reason.', ['reason']);

@@ -5,7 +5,7 @@ import { localPrincipal, type Scope } from '../auth/principal.js';
 import type { Sandbox } from '../workspace/sandbox.js';
 import { defineTool, type Tool, type ToolContext, type ToolResult } from './tool.js';
 import { ToolFailure } from './tool.errors.js';
-import { ToolRegistry, type CallObserver } from './tool-registry.js';
+import { ToolRegistry, type DoorObserver } from './tool-registry.js';
 
 const annotations = {
   readOnlyHint: true,
@@ -19,7 +19,7 @@ const toolNamed = (name: string, extra: Partial<Tool> = {}, scope: Scope = 'upst
     name,
     title: name,
     description: `the ${name} tool`,
-    scope,
+    scopes: [scope],
     annotations,
     input: z.object({}),
     handler: async (): Promise<ToolResult> => ({ content: [{ type: 'text', text: name }] }),
@@ -80,7 +80,7 @@ describe('ToolRegistry groups', () => {
       clashes: ['read_file'],
     });
     expect(registry.definition('read_file')).toBe(workspaceTool);
-    expect(registry.scopeOf('read_file')).toBe('files:read');
+    expect(registry.definition('read_file')?.scopes).toEqual(['files:read']);
     await expect(registry.invoke('read_file', {}, ctx())).resolves.toEqual({
       content: [{ type: 'text', text: 'read_file' }],
     });
@@ -90,7 +90,7 @@ describe('ToolRegistry groups', () => {
       added: [],
       clashes: ['mem_a'],
     });
-    expect(registry.scopeOf('mem_a')).toBe('upstream:mem');
+    expect(registry.definition('mem_a')?.scopes).toEqual(['upstream:mem']);
 
     // Emptying the group removes only what it added: the workspace tool it clashed with stays.
     registry.replaceGroup('upstream:mem', []);
@@ -159,7 +159,7 @@ describe('ToolRegistry groups', () => {
 describe('ToolRegistry calls', () => {
   it('answers a ToolFailure with an isError result carrying its message, counted as an error', async () => {
     const registry = new ToolRegistry([], 1_000_000);
-    const events: Parameters<CallObserver>[0][] = [];
+    const events: Parameters<DoorObserver>[0][] = [];
     registry.observe((event) => events.push(event));
     registry.replaceGroup('upstream:mem', [
       toolNamed('mem_slow', {
@@ -175,7 +175,8 @@ describe('ToolRegistry calls', () => {
     });
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({
-      tool: 'mem_slow',
+      kind: 'tool',
+      name: 'mem_slow',
       outcome: 'error',
       code: 'upstream_timeout',
       requestId: 'req-1',

@@ -1,12 +1,29 @@
 import { z } from 'zod';
-import type { Principal, Scope } from '../auth/principal.js';
-import { BastionError } from '../common/bastion-error.js';
-import type { Sandbox } from '../workspace/sandbox.js';
-import { SandboxRefusal } from '../workspace/sandbox.errors.js';
+import { missingScope, type Principal, type Scope } from '../auth/principal.js';
 import { Tracing } from '../observability/tracing.js';
+import {
+  Door,
+  rawTarget,
+  type CallOutcome,
+  type DoorFailure,
+  type DoorObserver,
+  type DoorRequest,
+  type Passage,
+} from './door.js';
 import { jsonBytes } from './json-bytes.js';
+import {
+  promptInput,
+  type Operation,
+  type OperationName,
+  type Prompt,
+  type PromptDescriptor,
+  type PromptResult,
+  type ResourceTemplate,
+} from './operation.js';
 import type { Tool, ToolAnnotations, ToolContext, ToolResult } from './tool.js';
-import { InvalidToolCall, ToolFailure, ToolRefusal } from './tool.errors.js';
+import { InvalidToolCall, OperationRefused } from './tool.errors.js';
+
+export type { CallOutcome, DoorEvent, DoorObserver } from './door.js';
 
 /** A tool as clients see it in tools/list. */
 export interface ToolDescriptor {
@@ -18,29 +35,16 @@ export interface ToolDescriptor {
   annotations: ToolAnnotations;
 }
 
-export type CallOutcome = 'ok' | 'refused' | 'error';
-
 /** A call's result and how it ended. */
 export interface CallRecord {
   result: ToolResult;
   outcome: CallOutcome;
 }
 
-/** Told about every call that passes the door (audit and metrics attach here). */
-export type CallObserver = (event: {
-  tool: string;
-  principal: Principal;
-  outcome: CallOutcome;
-  code?: string;
-  durationMs: number;
-  requestId: string;
-  /** The path the call named, workspace-relative when it is inside the workspace (never file contents). */
-  target?: string;
-}) => void;
-
 interface Entry {
   tool: Tool;
   descriptor: ToolDescriptor;
+  passage: Passage<ToolResult>;
 }
 
 /** What replacing a group of tools did: the names now offered, and those refused as already taken. */
@@ -49,32 +53,57 @@ export interface GroupChange {
   clashes: string[];
 }
 
+/** What a workspace serves besides tools: its prompts, resource templates and other operations. */
+export interface WorkspaceSurface {
+  prompts?: readonly Prompt[];
+  templates?: readonly ResourceTemplate[];
+  operations?: readonly Operation[];
+}
+
 /**
- * The catalogue of tools and the one door every call goes through, whoever the caller:
- * lookup -> authorization (scope) -> validation (schema) -> handler (sandbox) -> response cap -> observers.
- * Schemas are converted once, here, not per request.
+ * The catalogue of everything a client may reach in a workspace (tools, prompts, resource templates and
+ * operations), each with the scopes it declares, and the one door every call goes through, whoever the
+ * caller: lists are filtered by scope, calls pass the Door. Schemas are converted once, here, not per request.
  */
 export class ToolRegistry {
   private readonly entries = new Map<string, Entry>();
   private readonly listCache = new Map<string, Entry[]>();
-  private readonly observers: CallObserver[] = [];
+  private readonly prompts = new Map<string, { prompt: Prompt; passage: Passage<PromptResult> }>();
+  private readonly operations = new Map<OperationName, Passage>();
+  private readonly templates: ResourceTemplate[] = [];
+  private readonly door: Door;
   /** The tool names of each group registered at run time (an upstream's tools). */
   private readonly groups = new Map<string, string[]>();
   private readonly changeListeners = new Set<() => void>();
 
   constructor(
     tools: readonly Tool[],
-    private readonly maxResponseBytes: number,
-    private readonly tracing: Tracing = Tracing.start({ serviceName: 'bastion', serviceVersion: '' }),
+    maxResponseBytes: number,
+    tracing: Tracing = Tracing.start({ serviceName: 'bastion', serviceVersion: '' }),
+    surface: WorkspaceSurface = {},
   ) {
+    this.door = new Door(maxResponseBytes, tracing);
     for (const tool of tools) this.register(tool);
+    for (const prompt of surface.prompts ?? []) this.registerPrompt(prompt);
+    for (const operation of surface.operations ?? []) this.registerOperation(operation);
+    this.templates.push(...(surface.templates ?? []));
   }
 
   /** Adds a tool at start-up (a tool that itself calls through the registry is added after it exists). */
   register(tool: Tool): void {
     if (this.entries.has(tool.name)) throw new Error(`Tool ${tool.name} is registered twice.`);
-    this.entries.set(tool.name, { tool, descriptor: describe(tool) });
+    this.entries.set(tool.name, entryOf(tool));
     this.listCache.clear();
+  }
+
+  registerPrompt(prompt: Prompt): void {
+    if (this.prompts.has(prompt.name)) throw new Error(`Prompt ${prompt.name} is registered twice.`);
+    this.prompts.set(prompt.name, { prompt, passage: promptPassage(prompt) });
+  }
+
+  registerOperation(operation: Operation): void {
+    if (this.operations.has(operation.name)) throw new Error(`${operation.name} is registered twice.`);
+    this.operations.set(operation.name, operationPassage(operation));
   }
 
   /**
@@ -87,7 +116,7 @@ export class ToolRegistry {
     for (const tool of tools) {
       if (this.entries.has(tool.name)) change.clashes.push(tool.name);
       else {
-        this.entries.set(tool.name, { tool, descriptor: describe(tool) });
+        this.entries.set(tool.name, entryOf(tool));
         change.added.push(tool.name);
       }
     }
@@ -114,8 +143,8 @@ export class ToolRegistry {
     return () => this.changeListeners.delete(listener);
   }
 
-  observe(observer: CallObserver): void {
-    this.observers.push(observer);
+  observe(observer: DoorObserver): void {
+    this.door.observe(observer);
   }
 
   /** The tools this principal may call, less those that cannot be called now. */
@@ -123,24 +152,54 @@ export class ToolRegistry {
     const key = [...principal.scopes].sort().join(',');
     let list = this.listCache.get(key);
     if (!list) {
-      list = [...this.entries.values()].filter((e) => principal.scopes.has(e.tool.scope));
+      list = [...this.entries.values()].filter((e) => holds(principal, e.tool.scopes));
       this.listCache.set(key, list);
     }
     return list.filter((e) => e.tool.available?.() !== false).map((e) => e.descriptor);
+  }
+
+  /** The prompts this principal may get. */
+  listPrompts(principal: Principal): PromptDescriptor[] {
+    return [...this.prompts.values()]
+      .filter(({ prompt }) => holds(principal, prompt.scopes))
+      .map(({ prompt }) => ({
+        name: prompt.name,
+        title: prompt.title,
+        description: prompt.description,
+        arguments: prompt.arguments.map((a) => ({ ...a })),
+      }));
+  }
+
+  /** The resource templates this principal may read through. */
+  listTemplates(principal: Principal): Omit<ResourceTemplate, 'scopes'>[] {
+    return this.templates
+      .filter((template) => holds(principal, template.scopes))
+      .map(({ scopes: _scopes, ...template }) => ({ ...template }));
   }
 
   has(name: string): boolean {
     return this.entries.has(name);
   }
 
-  /** A registered tool's declaration (scope, annotations, schemas), or undefined for an unknown tool. */
+  /** A registered tool's declaration (scopes, annotations, schemas), or undefined for an unknown tool. */
   definition(name: string): Readonly<Tool> | undefined {
     return this.entries.get(name)?.tool;
   }
 
-  /** The scope a tool needs, or undefined for an unknown tool. */
-  scopeOf(name: string): Scope | undefined {
-    return this.entries.get(name)?.tool.scope;
+  /**
+   * The scope whose lack would make the door refuse this call (not filter it, as it filters lists), or
+   * undefined: an OAuth client is challenged for it before the call is made.
+   */
+  refusingScope(principal: Principal, request: Pick<DoorRequest, 'kind' | 'name'>): Scope | undefined {
+    const passage = this.passageOf(request);
+    if (!passage || passage.forbidden) return undefined;
+    return missingScope(principal, passage.scopes);
+  }
+
+  private passageOf(request: Pick<DoorRequest, 'kind' | 'name'>): Passage<unknown> | undefined {
+    if (request.kind === 'tool') return this.entries.get(request.name)?.passage;
+    if (request.kind === 'prompt') return this.prompts.get(request.name)?.passage;
+    return this.operations.get(request.name as OperationName);
   }
 
   /**
@@ -152,89 +211,96 @@ export class ToolRegistry {
   }
 
   /** invoke(), also telling how the call ended (a refusal and an internal failure both give isError). */
-  run(name: string, args: unknown, ctx: ToolContext): Promise<CallRecord> {
-    const entry = this.entries.get(name);
-    if (!entry)
-      throw new InvalidToolCall('unknown_tool', `Unknown tool: ${JSON.stringify(name.slice(0, 100))}`);
-    if (!this.tracing.enabled) return this.call(entry, args, ctx);
-    return this.tracing.inSpan(`tool ${name}`, { 'bastion.tool': name }, () => this.call(entry, args, ctx));
+  async run(name: string, args: unknown, ctx: ToolContext): Promise<CallRecord> {
+    const passed = await this.door.pass({ kind: 'tool', name, args }, this.entries.get(name)?.passage, ctx);
+    if ('value' in passed) return { result: passed.value, outcome: passed.outcome };
+    const { failure } = passed;
+    if (failure.protocol)
+      throw new InvalidToolCall(
+        failure.code === 'unknown_tool' ? 'unknown_tool' : 'invalid_arguments',
+        failure.message,
+        failure.details,
+      );
+    return { result: errorResult(failure.message), outcome: passed.outcome };
   }
 
-  private async call(entry: Entry, args: unknown, ctx: ToolContext): Promise<CallRecord> {
-    const name = entry.tool.name;
-    const started = performance.now();
-    const finish = (result: ToolResult, outcome: CallOutcome, code?: string): CallRecord => {
-      const target = callTarget(args, ctx.sandbox);
-      const event = {
-        tool: name,
-        principal: ctx.principal,
-        outcome,
-        durationMs: performance.now() - started,
-        requestId: ctx.requestId,
-        ...(code && { code }),
-        ...(target && { target }),
-      };
-      for (const observer of this.observers) observer(event);
-      return { result, outcome };
-    };
+  /** Renders a prompt for a principal; throws OperationRefused when it is unknown, out of scope or fails. */
+  async getPrompt(name: string, args: unknown, ctx: ToolContext): Promise<PromptResult> {
+    const passed = await this.door.pass({ kind: 'prompt', name, args }, this.prompts.get(name)?.passage, ctx);
+    return valueOf(passed);
+  }
 
-    const { tool } = entry;
-    if (!ctx.principal.scopes.has(tool.scope)) {
-      const why = tool.scope === 'files:write' ? ' (the workspace is read-only for this client)' : '';
-      return finish(
-        errorResult(`Refused: ${name} needs the ${tool.scope} scope${why}.`),
-        'refused',
-        'forbidden',
-      );
-    }
+  /** Performs a workspace operation for a principal; throws OperationRefused when it is refused or fails. */
+  async perform<R>(name: OperationName, args: unknown, ctx: ToolContext): Promise<R> {
+    const passage = this.operations.get(name) as Passage<R> | undefined;
+    return valueOf(await this.door.pass({ kind: 'operation', name, args }, passage, ctx));
+  }
 
-    const parsed = tool.input.safeParse(args ?? {});
-    if (!parsed.success) {
-      const details = parsed.error.issues.map(
-        (i) => `${i.path.map(String).join('.') || '(arguments)'}: ${i.message}`,
-      );
-      throw new InvalidToolCall(
-        'invalid_arguments',
-        `Invalid arguments for ${name}: ${details.join('; ')}`,
-        details,
-      );
-    }
-
-    try {
-      const result = await tool.handler(parsed.data, ctx);
-      if (responseBytes(result) > this.maxResponseBytes) {
-        return finish(
-          errorResult(
-            `Refused: the result of ${name} is over the ${this.maxResponseBytes}-byte response limit. Ask for less (a narrower path, head or tail, fewer files).`,
-          ),
-          'refused',
-          'too_large',
-        );
-      }
-      return finish(result, result.isError ? 'refused' : 'ok');
-    } catch (error) {
-      if (error instanceof SandboxRefusal || error instanceof ToolRefusal) {
-        return finish(errorResult(error.message), 'refused', error.code);
-      }
-      if (ctx.signal.aborted)
-        return finish(errorResult(`${name} was cancelled or timed out.`), 'refused', 'aborted');
-      if (error instanceof ToolFailure) {
-        ctx.logger.warn({ tool: name, code: error.code, requestId: ctx.requestId }, error.message);
-        return finish(errorResult(error.message), 'error', error.code);
-      }
-      ctx.logger.error({ err: error, tool: name, requestId: ctx.requestId }, 'tool failed');
-      const code = error instanceof BastionError ? error.code : 'internal';
-      return finish(
-        errorResult(`${name} failed with an internal error (request ${ctx.requestId}).`),
-        'error',
-        code,
-      );
-    }
+  /** Records calls a limit at the edge refused before they reached the door, one record each. */
+  refuseAll(requests: readonly DoorRequest[], ctx: ToolContext, code: string): void {
+    for (const request of requests) this.door.refuse(request, this.passageOf(request), ctx, code);
   }
 }
 
 export function errorResult(message: string): ToolResult {
   return { content: [{ type: 'text', text: message }], isError: true };
+}
+
+function holds(principal: Principal, scopes: readonly Scope[]): boolean {
+  return scopes.every((scope) => principal.scopes.has(scope));
+}
+
+function valueOf<R>(passed: Awaited<ReturnType<Door['pass']>>): R {
+  if ('value' in passed) return passed.value as R;
+  throw new OperationRefused(passed.failure as DoorFailure);
+}
+
+function entryOf(tool: Tool): Entry {
+  return {
+    tool,
+    descriptor: describe(tool),
+    passage: {
+      kind: 'tool',
+      name: tool.name,
+      scopes: tool.scopes,
+      input: tool.input,
+      handler: (args, ctx) => tool.handler(args, ctx),
+      target: rawTarget,
+      bytes: responseBytes,
+      refused: (result) => !!result.isError,
+      scopeHint: (missing) =>
+        missing === 'files:write' ? ' (the workspace is read-only for this client)' : '',
+    },
+  };
+}
+
+function promptPassage(prompt: Prompt): Passage<PromptResult> {
+  return {
+    kind: 'prompt',
+    name: prompt.name,
+    scopes: prompt.scopes,
+    input: promptInput(prompt),
+    handler: async (args, ctx) => ({
+      description: prompt.description,
+      messages: await prompt.handler(args as Record<string, string>, ctx),
+    }),
+    target: (args, ctx) =>
+      prompt.target ? prompt.target(args as Record<string, string>) : rawTarget(args, ctx),
+    bytes: jsonBytes,
+  };
+}
+
+function operationPassage(operation: Operation): Passage {
+  return {
+    kind: 'operation',
+    name: operation.name,
+    scopes: operation.scopes,
+    input: operation.input,
+    handler: (args, ctx) => operation.handler(args, ctx),
+    target: (args) => operation.target?.(args),
+    bytes: jsonBytes,
+    ...(operation.forbidden && { forbidden: operation.forbidden }),
+  };
 }
 
 function describe(tool: Tool): ToolDescriptor {
@@ -256,31 +322,6 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, u
     unknown
   >;
   return rest;
-}
-
-const MAX_TARGET_CHARS = 256;
-
-/** The path a call named (`path`, `source -> destination`, or the first of `paths`), for the audit log. */
-export function callTarget(args: unknown, sandbox: Sandbox): string | undefined {
-  if (typeof args !== 'object' || args === null) return undefined;
-  const { path, source, destination, paths } = args as Record<string, unknown>;
-  if (typeof path === 'string') return shown(path, sandbox);
-  if (typeof source === 'string' && typeof destination === 'string')
-    return `${shown(source, sandbox)} -> ${shown(destination, sandbox)}`;
-  if (Array.isArray(paths) && typeof paths[0] === 'string') {
-    const more = paths.length > 1 ? ` (+${paths.length - 1} more)` : '';
-    return shown(paths[0], sandbox) + more;
-  }
-  return undefined;
-}
-
-/** Workspace-relative when the path is inside; otherwise what the client sent, cut short. */
-function shown(clientPath: string, sandbox: Sandbox): string {
-  try {
-    return sandbox.relative(clientPath) || '.';
-  } catch {
-    return clientPath.slice(0, MAX_TARGET_CHARS);
-  }
 }
 
 function responseBytes(result: ToolResult): number {

@@ -19,3 +19,18 @@ export class ToolRefusal extends BastionError {}
  * timed out): answered as a tool result with isError and this message, and counted as an error.
  */
 export class ToolFailure extends BastionError {}
+
+/**
+ * A prompt or workspace operation the door refused or could not complete: its code and safe message, for
+ * the transport to answer as a protocol error (an unknown resource, bad arguments, a missing scope...).
+ */
+export class OperationRefused extends BastionError {
+  readonly protocol: boolean;
+  readonly details: readonly string[] | undefined;
+
+  constructor(failure: { code: string; message: string; protocol: boolean; details?: readonly string[] }) {
+    super(failure.code, failure.message);
+    this.protocol = failure.protocol;
+    this.details = failure.details;
+  }
+}

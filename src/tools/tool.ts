@@ -28,6 +28,8 @@ export interface ToolContext {
   /** The MCP client's name (clientInfo.name), when the transport tells it. */
   client?: string;
   progress?: (update: ProgressUpdate) => Promise<void>;
+  /** Tells this caller that a workspace resource changed, when its transport can (resource subscriptions). */
+  resourceUpdated?: (uri: string) => void;
 }
 
 export type ContentBlock =
@@ -46,8 +48,8 @@ export interface Tool<I extends z.ZodType = z.ZodType> {
   name: string;
   title: string;
   description: string;
-  /** The scope a principal needs to see and call the tool. */
-  scope: Scope;
+  /** The scopes a principal needs, all of them, to see and call the tool. */
+  scopes: readonly Scope[];
   annotations: Omit<ToolAnnotations, 'title'>;
   input: I;
   /** Shape of structuredContent, when the result is data. */

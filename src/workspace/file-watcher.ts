@@ -16,38 +16,52 @@ interface WatchedDir {
 export interface FileWatcherOptions {
   /** Changes to one file within this window are reported once (an atomic write is several events). */
   debounceMs?: number;
-  /** At most this many directories are watched at once (each is one inotify watch). */
+  /** At most this many directories are watched at once for one owner (a principal). */
   maxDirectories?: number;
+  /** At most this many directories are watched at once in all (each is one inotify watch). */
+  maxTotalDirectories?: number;
 }
 
 /**
  * Tells subscribers when a workspace file changes, for resource subscriptions. Each file is watched through
  * its real parent directory, so a file replaced by an atomic write (a rename over it) is still followed.
- * Paths go through the sandbox first: a subscription can only watch what a read could reach.
+ * Paths go through the sandbox first: a subscription can only watch what a read could reach. Each owner (a
+ * principal) has its own budget of directories, so one client's subscriptions cannot use up another's.
  */
 export class FileWatcher {
   private readonly dirs = new Map<string, WatchedDir>();
+  /** The directories each owner watches, with the number of its watches in each. */
+  private readonly owners = new Map<string, Map<string, number>>();
   private readonly debounceMs: number;
   private readonly maxDirectories: number;
+  private readonly maxTotalDirectories: number;
 
   constructor(options: FileWatcherOptions = {}) {
     this.debounceMs = options.debounceMs ?? 50;
     this.maxDirectories = options.maxDirectories ?? 256;
+    this.maxTotalDirectories = options.maxTotalDirectories ?? 4096;
   }
 
   /**
    * Calls `listener` after each change to the file a workspace:/// URI names, until the returned function is
    * called. The same listener added twice for one file is called once per change. Throws SandboxRefusal
-   * when the URI names nothing a read could reach.
+   * when the URI names nothing a read could reach, or when the owner's budget of directories is spent.
    */
-  async watch(sandbox: Sandbox, uri: string, listener: Listener): Promise<() => void> {
+  async watch(sandbox: Sandbox, uri: string, listener: Listener, owner = ''): Promise<() => void> {
     const rel = pathFromWorkspaceUri(uri);
     if (rel === null) throw new SandboxRefusal('not_found', `${uri} is not a workspace resource.`);
     const { stats, real } = await sandbox.inspect(rel);
     if (!stats.isFile()) throw new SandboxRefusal('is_a_directory', `${uri} is not a file.`);
     const dirPath = path.dirname(real);
     const name = path.basename(real);
-    const dir = this.dirs.get(dirPath) ?? this.open(dirPath);
+    this.charge(owner, dirPath);
+    let dir: WatchedDir;
+    try {
+      dir = this.dirs.get(dirPath) ?? this.open(dirPath);
+    } catch (error) {
+      this.refund(owner, dirPath);
+      throw error;
+    }
     const listeners = dir.files.get(name) ?? new Map<Listener, number>();
     dir.files.set(name, listeners);
     listeners.set(listener, (listeners.get(listener) ?? 0) + 1);
@@ -55,6 +69,7 @@ export class FileWatcher {
     return () => {
       if (!active) return;
       active = false;
+      this.refund(owner, dirPath);
       this.remove(dirPath, name, listener);
     };
   }
@@ -67,11 +82,33 @@ export class FileWatcher {
   close(): void {
     for (const dir of this.dirs.values()) this.closeDir(dir);
     this.dirs.clear();
+    this.owners.clear();
+  }
+
+  /** Counts a watch against its owner's budget; refuses a directory beyond it. */
+  private charge(owner: string, dirPath: string): void {
+    const dirs = this.owners.get(owner) ?? new Map<string, number>();
+    if (!dirs.has(dirPath) && dirs.size >= this.maxDirectories) {
+      throw new SandboxRefusal(
+        'too_large',
+        `Refused: at most ${this.maxDirectories} directories are watched at once for one client.`,
+      );
+    }
+    dirs.set(dirPath, (dirs.get(dirPath) ?? 0) + 1);
+    this.owners.set(owner, dirs);
+  }
+
+  private refund(owner: string, dirPath: string): void {
+    const dirs = this.owners.get(owner);
+    const left = (dirs?.get(dirPath) ?? 1) - 1;
+    if (left > 0) dirs?.set(dirPath, left);
+    else dirs?.delete(dirPath);
+    if (dirs?.size === 0) this.owners.delete(owner);
   }
 
   private open(dirPath: string): WatchedDir {
-    if (this.dirs.size >= this.maxDirectories) {
-      throw new SandboxRefusal('too_large', `Refused: at most ${this.maxDirectories} directories are watched at once.`);
+    if (this.dirs.size >= this.maxTotalDirectories) {
+      throw new SandboxRefusal('too_large', `Refused: at most ${this.maxTotalDirectories} directories are watched at once.`);
     }
     const dir: WatchedDir = { watcher: watch(dirPath, { persistent: false }), files: new Map(), timers: new Map() };
     dir.watcher.on('change', (_event, filename) => {

@@ -1,5 +1,8 @@
-import { ProtocolError, ProtocolErrorCode, ResourceNotFoundError } from '@modelcontextprotocol/server';
-import type { ServingContext } from '../mcp/mcp-server.factory.js';
+import { z } from 'zod';
+import { defineOperation, type Operation, type ResourceTemplate } from '../tools/operation.js';
+import type { ToolContext } from '../tools/tool.js';
+import { ToolRefusal } from '../tools/tool.errors.js';
+import type { FileWatcher } from './file-watcher.js';
 import { readAll } from './file-reader.js';
 import { mediaType, pathFromWorkspaceUri, workspaceUri } from './media-types.js';
 import { SandboxRefusal } from './sandbox.errors.js';
@@ -11,23 +14,84 @@ export const FILE_TEMPLATE = 'workspace:///{+path}';
 interface ResourceEntry {
   uri: string;
   name: string;
-  title?: string;
   mimeType: string;
-  size?: number;
+}
+
+interface ResourcePage {
+  resources: ResourceEntry[];
+  nextCursor?: string;
+}
+
+type ResourceContents = { uri: string; mimeType: string; text: string } | { uri: string; mimeType: string; blob: string };
+
+/** Every workspace file, through the template; reading one needs files:read like read_text_file. */
+export const WORKSPACE_TEMPLATES: readonly ResourceTemplate[] = [
+  {
+    uriTemplate: FILE_TEMPLATE,
+    name: 'workspace-file',
+    title: 'Workspace file',
+    description: 'Any file in the workspace, by its path relative to the workspace root.',
+    scopes: ['files:read'],
+  },
+];
+
+const uriArgs = z.object({ uri: z.string().max(4096) });
+
+/** The path a workspace URI names, for the audit record; the URI cut short when it names none. */
+function uriTarget({ uri }: { uri: string }): string {
+  const rel = pathFromWorkspaceUri(uri);
+  return rel === null ? uri.slice(0, 256) : rel || '.';
 }
 
 /**
- * Workspace files as MCP resources: listed page by page, addressable through a URI template, read through
- * the same sandbox as the tools. URIs are workspace:///<path>, so no host path is revealed.
+ * Workspace files as MCP resources: listed page by page, read through the same sandbox as the tools, and
+ * watched for changes. URIs are workspace:///<path>, so no host path is revealed. Names and contents both
+ * need files:read; a principal without it is shown no resources at all.
  */
-export class WorkspaceResources {
-  async list(serving: ServingContext, cursor: string | undefined, signal: AbortSignal): Promise<{ resources: ResourceEntry[]; nextCursor?: string }> {
-    const offset = decodeCursor(cursor);
-    const { sandbox } = serving;
-    const page: ResourceEntry[] = [];
-    let seen = 0;
-    let more = false;
-    const dir = await sandbox.openDir('.');
+export function resourceOperations(watcher: FileWatcher): Operation[] {
+  return [
+    defineOperation({
+      name: 'resources/list',
+      scopes: ['files:read'],
+      input: z.object({ cursor: z.string().max(64).optional() }),
+      target: () => '.',
+      forbidden: (): ResourcePage => ({ resources: [] }),
+      handler: ({ cursor }, ctx) => listFiles(ctx, cursor),
+    }),
+    defineOperation({
+      name: 'resources/read',
+      scopes: ['files:read'],
+      input: uriArgs,
+      target: uriTarget,
+      handler: ({ uri }, ctx) => readFile(ctx, uri),
+    }),
+    defineOperation({
+      name: 'resources/subscribe',
+      scopes: ['files:read'],
+      input: uriArgs,
+      target: uriTarget,
+      handler: async ({ uri }, ctx) => {
+        const told = ctx.resourceUpdated;
+        if (!told) throw new SandboxRefusal('invalid_path', 'Resource updates cannot be delivered here.');
+        const stop = await watcher.watch(ctx.sandbox, uri, () => told(uri), ctx.principal.id);
+        return { stop };
+      },
+    }),
+  ] as Operation[];
+}
+
+async function listFiles(
+  ctx: ToolContext,
+  cursor: string | undefined,
+): Promise<ResourcePage> {
+  const offset = decodeCursor(cursor);
+  const { sandbox } = ctx;
+  const page: ResourceEntry[] = [];
+  let seen = 0;
+  let more = false;
+  // A narrowed workspace (a stdio client's roots) is listed root by root.
+  for (const start of sandbox.allowedDirectories()) {
+    const dir = await sandbox.openDir(start);
     try {
       await walk(
         sandbox,
@@ -45,55 +109,37 @@ export class WorkspaceResources {
           maxEntries: sandbox.limits.maxWalkEntries,
           maxDepth: sandbox.limits.maxDepth,
           deadline: Date.now() + sandbox.limits.searchTimeMs,
-          signal,
+          signal: ctx.signal,
         },
       );
     } finally {
       await dir.close();
     }
-    return more ? { resources: page, nextCursor: encodeCursor(offset + page.length) } : { resources: page };
+    if (more) break;
   }
+  return more ? { resources: page, nextCursor: encodeCursor(offset + page.length) } : { resources: page };
+}
 
-  templates() {
-    return {
-      resourceTemplates: [
-        {
-          uriTemplate: FILE_TEMPLATE,
-          name: 'workspace-file',
-          title: 'Workspace file',
-          description: 'Any file in the workspace, by its path relative to the workspace root.',
-        },
-      ],
-    };
+async function readFile(ctx: ToolContext, uri: string): Promise<{ contents: ResourceContents[] }> {
+  const rel = pathFromWorkspaceUri(uri);
+  // Not a workspace URI: no such resource here.
+  if (rel === null)
+    throw new SandboxRefusal('not_found', 'Resource not found: workspace resources have the form workspace:///<path>.');
+  const { sandbox } = ctx;
+  const file = await sandbox.openFile(rel === '' ? '.' : rel);
+  let bytes: Buffer;
+  try {
+    bytes = await readAll(file, Math.floor(sandbox.limits.maxResponseBytes / 2), rel);
+  } finally {
+    file.handle.close();
   }
-
-  async read(serving: ServingContext, uri: string) {
-    const rel = pathFromWorkspaceUri(uri);
-    // Not a workspace URI: no such resource here (SEP-2164 asks for not-found with the URI in error data).
-    if (rel === null) throw new ResourceNotFoundError(uri, 'Resource not found: workspace resources have the form workspace:///<path>.');
-    const { sandbox } = serving;
-    let bytes: Buffer;
-    let realRel: string;
-    try {
-      const file = await sandbox.openFile(rel === '' ? '.' : rel);
-      try {
-        bytes = await readAll(file, Math.floor(sandbox.limits.maxResponseBytes / 2), rel);
-        realRel = file.rel;
-      } finally {
-        file.handle.close();
-      }
-    } catch (error) {
-      if (error instanceof SandboxRefusal) {
-        if (error.code === 'not_found') throw new ResourceNotFoundError(uri, `Resource not found: ${uri}`);
-        throw new ProtocolError(ProtocolErrorCode.InvalidParams, error.message);
-      }
-      throw error;
-    }
-    const mimeType = mediaType(realRel);
-    const text = bytes.includes(0) ? null : bytes.toString('utf8');
-    const contents = text !== null && !text.includes('\uFFFD') ? { uri, mimeType, text } : { uri, mimeType, blob: bytes.toString('base64') };
-    return { contents: [contents] };
-  }
+  const mimeType = mediaType(file.rel);
+  const text = bytes.includes(0) ? null : bytes.toString('utf8');
+  const contents =
+    text !== null && !text.includes('\uFFFD')
+      ? { uri, mimeType, text }
+      : { uri, mimeType, blob: bytes.toString('base64') };
+  return { contents: [contents] };
 }
 
 function encodeCursor(offset: number): string {
@@ -103,6 +149,6 @@ function encodeCursor(offset: number): string {
 function decodeCursor(cursor: string | undefined): number {
   if (cursor === undefined) return 0;
   const match = /^o:(\d{1,9})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!match) throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Invalid cursor.');
+  if (!match) throw new ToolRefusal('invalid_cursor', 'Invalid cursor.');
   return Number(match[1]);
 }

@@ -174,6 +174,36 @@ describe('OAuth resource server', () => {
     expect(allowed.status).toBe(200);
   });
 
+  it('answers a token whose scopes are named like Object.prototype members with 403, not 500', async () => {
+    const read = {
+      jsonrpc: '2.0',
+      id: 3,
+      method: 'tools/call',
+      params: { name: 'read_text_file', arguments: { path: 'README.md' } },
+    };
+    for (const scope of ['constructor', '__proto__', 'toString', 'constructor hasOwnProperty valueOf']) {
+      const response = await post(read, `Bearer ${await token({ claims: { scope } })}`);
+      expect(response.status).toBe(403);
+      expect(response.headers.get('www-authenticate')).toContain('scope="files:read"');
+    }
+  });
+
+  it('challenges a resource read or prompt outside the token scopes, as it does a tool call', async () => {
+    const bearer = `Bearer ${await token({ claims: { scope: 'agent' } })}`;
+    for (const [method, params] of [
+      ['resources/read', { uri: 'workspace:///README.md' }],
+      ['prompts/get', { name: 'review_file', arguments: { path: 'README.md' } }],
+    ] as const) {
+      const response = await post({ jsonrpc: '2.0', id: 4, method, params }, bearer);
+      expect(response.status).toBe(403);
+      expect(response.headers.get('www-authenticate')).toContain('scope="files:read"');
+    }
+    // A list is filtered rather than refused: an agent-only token sees no resources.
+    const list = await post({ jsonrpc: '2.0', id: 5, method: 'resources/list', params: {} }, bearer);
+    expect(list.status).toBe(200);
+    expect(((await list.json()) as { result: { resources: unknown[] } }).result.resources).toEqual([]);
+  });
+
   it('fetched the JWKS from the issuer, not once per request', () => {
     expect(jwksRequests).toBeGreaterThan(0);
     expect(jwksRequests).toBeLessThan(5);

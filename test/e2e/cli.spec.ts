@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from '@jest/globals';
+import { spawnServer } from '../support/cli-server.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve('dist/cli.js');
@@ -34,6 +35,27 @@ describe('bastion command line', () => {
     const result = await bastion(['serve', '--host', '0.0.0.0', '--port', '0']);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/Refusing to listen on 0\.0\.0\.0: no authentication is configured/);
+  });
+
+  it('refuses a second server on a data directory another one serves from, and takes it once that one stops', async () => {
+    const base = mkdtempSync(path.join(os.tmpdir(), 'bastion-lock-'));
+    const [workspace, data] = [path.join(base, 'ws'), path.join(base, 'data')];
+    const first = await spawnServer(workspace, data);
+    try {
+      const second = await bastion(['serve', '--port', '0', '--workspace', workspace, '--data-dir', data]);
+      expect(second.code).toBe(2);
+      expect(second.stderr).toContain(`Another Bastion server is using the data directory ${data}`);
+      expect(second.stderr).toContain('--workers N');
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+    // The lock dies with its holder, however it ends: a SIGKILLed server leaves none behind.
+    const killed = await spawnServer(workspace, data);
+    killed.child.kill('SIGKILL');
+    await killed.exited;
+    const next = await spawnServer(workspace, data);
+    expect(await next.stop()).toBe(0);
+    rmSync(base, { recursive: true, force: true });
   });
 
   it('stops on bad configuration with one message naming every bad key', async () => {

@@ -114,10 +114,17 @@ describe('FileAuditSink', () => {
     expect(await verifyAuditLog(file)).toMatchObject({ ok: true, records: 10_000, lastSeq: 10_000 });
   });
 
-  it('refuses record() after close', async () => {
-    const sink = await FileAuditSink.open(logPath());
+  it('refuses record() after close without throwing into the caller, and reports it once', async () => {
+    const errors: Error[] = [];
+    const file = logPath();
+    const sink = await FileAuditSink.open(file, { onError: (error) => errors.push(error) });
+    sink.record(event(1));
     await sink.close();
-    expect(() => sink.record(event(1))).toThrow(/closed/);
+    expect(() => sink.record(event(2))).not.toThrow();
+    sink.record(event(3));
+    expect(sink.refusedAfterClose).toBe(2);
+    expect(errors.map((e) => e.message)).toEqual(['A record came after the audit log closed.']);
+    expect(await verifyAuditLog(file)).toMatchObject({ ok: true, records: 1 });
   });
 });
 

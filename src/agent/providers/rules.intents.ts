@@ -3,6 +3,7 @@
  * Each intent is a small function tried in order; the first that recognises the prompt wins. Patterns
  * are anchored and the prompt is bounded, so no input can make a regex backtrack for long.
  */
+import { own } from '../../common/own.js';
 
 /** One tool call the prompt asks for. */
 export interface ToolIntent {
@@ -170,7 +171,7 @@ export function escapeRegex(term: string): string {
 
 function lineCount(word: string | undefined, plural: boolean): number {
   if (word === undefined) return plural ? DEFAULT_LINES : 1;
-  return NUMBER_WORDS[word.toLowerCase()] ?? Number(word);
+  return own(NUMBER_WORDS, word.toLowerCase()) ?? Number(word);
 }
 
 const list = (path: string): ToolIntent => ({

@@ -52,7 +52,7 @@ export const listDirectory = defineTool({
   description:
     'List the files and directories in a directory. Entries are marked [DIR] or [FILE]. Protected files ' +
     '(secrets, .git) are not shown.',
-  scope: 'files:read',
+  scopes: ['files:read'],
   annotations: READ_ONLY,
   input: z.object({ path: pathArg }),
   output: z.object({ content: z.string(), entries: z.array(entrySchema), truncated: z.boolean() }),
@@ -76,7 +76,7 @@ export const listDirectoryWithSizes = defineTool({
   description:
     'List the files and directories in a directory with their sizes, sorted by name or size, followed by a ' +
     'summary of the totals.',
-  scope: 'files:read',
+  scopes: ['files:read'],
   annotations: READ_ONLY,
   input: z.object({
     path: pathArg,
@@ -116,7 +116,7 @@ export const directoryTree = defineTool({
     "Get a recursive tree of files and directories as JSON. Each entry has 'name' and 'type' (file or " +
     "directory); directories have a 'children' array. Bounded in depth, entries and time; excludePatterns " +
     'are globs matched against paths relative to the given directory.',
-  scope: 'files:read',
+  scopes: ['files:read'],
   annotations: READ_ONLY,
   input: z.object({
     path: pathArg,

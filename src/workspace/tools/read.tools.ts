@@ -35,7 +35,7 @@ export const readTextFile = defineTool({
   description:
     'Read the complete contents of a file from the workspace as text. Use the head parameter to read only ' +
     'the first N lines, or tail for the last N lines. Large files are refused unless head or tail is given.',
-  scope: 'files:read',
+  scopes: ['files:read'],
   annotations: READ_ONLY,
   input: z.object({
     path: pathArg,
@@ -58,7 +58,7 @@ export const readMediaFile = defineTool({
   description:
     'Read an image, audio or other binary file and return it base64-encoded with its MIME type. Images and ' +
     'audio come back as image/audio content; other files as an embedded resource.',
-  scope: 'files:read',
+  scopes: ['files:read'],
   annotations: READ_ONLY,
   input: z.object({ path: pathArg }),
   output: z.object({
@@ -97,7 +97,7 @@ export const readMultipleFiles = defineTool({
   description:
     'Read several files at once. Each file comes back with its path; a file that cannot be read reports its ' +
     'error without stopping the others.',
-  scope: 'files:read',
+  scopes: ['files:read'],
   annotations: READ_ONLY,
   input: z.object({
     paths: z.array(z.string()).min(1).describe('Paths of the files to read, relative to the workspace root.'),
@@ -133,7 +133,7 @@ export const getFileInfo = defineTool({
   description:
     'Retrieve metadata about a file or directory: size, creation, modification and access times, type and ' +
     'permissions, without reading its content.',
-  scope: 'files:read',
+  scopes: ['files:read'],
   annotations: READ_ONLY,
   input: z.object({ path: pathArg }),
   output: z.object({
@@ -170,7 +170,7 @@ export const listAllowedDirectories = defineTool({
   description:
     'List the directories this server may access, relative to the workspace root ("." is the root). ' +
     'Everything below them is accessible too.',
-  scope: 'files:read',
+  scopes: ['files:read'],
   annotations: READ_ONLY,
   input: z.object({}),
   output: z.object({ content: z.string(), directories: z.array(z.string()) }),

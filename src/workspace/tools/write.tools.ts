@@ -16,7 +16,7 @@ export const writeFile = defineTool({
   description:
     'Create a new file or completely overwrite an existing file with new content. The write is atomic: ' +
     'readers see the old content or the new, never a mix. The parent directory must exist.',
-  scope: 'files:write',
+  scopes: ['files:write'],
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
   input: z.object({ path: pathArg, content: z.string() }),
   output: textOutput,
@@ -32,7 +32,8 @@ export const editFile = defineTool({
   description:
     'Make text edits to a file. Each edit replaces oldText with newText; matching tolerates CRLF/LF and ' +
     'indentation differences. Returns a git-style diff. With dryRun the diff is returned and nothing is written.',
-  scope: 'files:write',
+  // The diff shows the file's lines, so editing reads as well as writes.
+  scopes: ['files:read', 'files:write'],
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
   input: z.object({
     path: pathArg,
@@ -58,7 +59,7 @@ export const createDirectory = defineTool({
   title: 'Create Directory',
   description:
     'Create a directory, with any missing parents. Succeeds silently when the directory already exists.',
-  scope: 'files:write',
+  scopes: ['files:write'],
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   input: z.object({ path: pathArg }),
   output: textOutput,
@@ -73,7 +74,7 @@ export const moveFile = defineTool({
   title: 'Move File',
   description:
     'Move or rename a file or directory. Fails when the destination already exists. Both paths are in the workspace.',
-  scope: 'files:write',
+  scopes: ['files:write'],
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
   input: z.object({ source: z.string(), destination: z.string() }),
   output: textOutput,
@@ -87,7 +88,7 @@ export const deleteFile = defineTool({
   name: 'delete_file',
   title: 'Delete File',
   description: 'Delete a file (a symbolic link is removed, not what it points to). Directories are not deleted.',
-  scope: 'files:write',
+  scopes: ['files:write'],
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
   input: z.object({ path: pathArg }),
   output: textOutput,
