@@ -102,7 +102,8 @@ class HttpGate {
         return sendAnswer(request, reply, answerFor(error));
       }
     }
-    if (request.body === MALFORMED_JSON && shapeOf(request) !== 'json-rpc')
+    const routed = request.routeOptions.url !== undefined;
+    if (routed && request.body === MALFORMED_JSON && shapeOf(request) !== 'json-rpc')
       return this.refuse(request, reply, 400, 'invalid_json', 'Bad request: the body is not valid JSON.');
     return undefined;
   }

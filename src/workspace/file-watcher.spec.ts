@@ -91,4 +91,38 @@ describe('FileWatcher', () => {
     }
     expect(watcher.watchedDirectories).toBe(0);
   });
+
+  it("gives each owner its own budget of directories: one client's watches cannot silence another's", async () => {
+    const budgeted = new FileWatcher({ debounceMs: 20, maxDirectories: 1 });
+    try {
+      mkdirSync(path.join(root, 'second'));
+      writeFileSync(path.join(root, 'second/b.txt'), 'two');
+      writeFileSync(path.join(root, 'top.txt'), 'top');
+      const listener = () => undefined;
+      const stopA = await budgeted.watch(sandbox, 'workspace:///dir/a.txt', listener, 'alice');
+      // The same directory again costs alice nothing more.
+      await budgeted.watch(sandbox, 'workspace:///dir/a.txt', () => undefined, 'alice');
+      await expect(budgeted.watch(sandbox, 'workspace:///second/b.txt', listener, 'alice')).rejects.toThrow(
+        /at most 1 directories are watched at once for one client/,
+      );
+      // Bob's budget is his own, whatever alice holds.
+      const stopB = await budgeted.watch(sandbox, 'workspace:///second/b.txt', listener, 'bob');
+      await budgeted.watch(sandbox, 'workspace:///dir/a.txt', () => undefined, 'bob').catch(() => undefined);
+      expect(budgeted.watchedDirectories).toBe(2);
+      stopA();
+      stopB();
+    } finally {
+      budgeted.close();
+    }
+  });
+
+  it('stops watching a directory once the last watch in it ends', async () => {
+    const stop = await watcher.watch(sandbox, 'workspace:///dir/a.txt', () => undefined, 'alice');
+    const again = await watcher.watch(sandbox, 'workspace:///dir/a.txt', () => undefined, 'bob');
+    expect(watcher.watchedDirectories).toBe(1);
+    stop();
+    expect(watcher.watchedDirectories).toBe(1);
+    again();
+    expect(watcher.watchedDirectories).toBe(0);
+  });
 });
