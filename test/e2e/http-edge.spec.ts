@@ -98,7 +98,8 @@ describe('DNS rebinding: a foreign Host or Origin is refused on every route', ()
     it(`in auth mode ${mode}, with or without a valid key, before anything else runs`, async () => {
       const server = await start({ auth: { mode }, ...(mode === 'none' && { dataDir: undefined }) });
       const port = new URL(server.url).port;
-      const authorization = mode === 'api-key' ? { authorization: `Bearer ${key.full}` } : {};
+      const authorization: Record<string, string> =
+        mode === 'api-key' ? { authorization: `Bearer ${key.full}` } : {};
       for (const [route, body] of ROUTES) {
         const local = { ...MCP_HEADERS, ...authorization, host: `127.0.0.1:${port}` };
         const answers = {
