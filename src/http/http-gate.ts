@@ -149,12 +149,20 @@ class HttpGate {
     }
   }
 
-  /** A public route takes no body worth reading: a large one is refused before it is read. */
+  /**
+   * A request without credentials is never waited on for its body: public routes take none, so a large
+   * one is refused before it is read, a path no route serves is answered at once, and any other body ends
+   * the connection with the answer instead of holding it open while the body trickles in.
+   */
   private publicBody(request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
     const length = Number(request.headers['content-length'] ?? 0);
     const chunked = request.headers['transfer-encoding'] !== undefined;
-    if (!chunked && !(length > UNAUTHENTICATED_BODY_BYTES)) return undefined;
-    return this.refuse(request, reply, 413, 'payload_too_large', 'Request body too large.');
+    if (chunked || length > UNAUTHENTICATED_BODY_BYTES)
+      return this.refuse(request, reply, 413, 'payload_too_large', 'Request body too large.');
+    if (request.routeOptions.url === undefined && length > 0)
+      return this.refuse(request, reply, 404, 'not_found', 'Not found.');
+    closeIfBodyPending(request, reply);
+    return undefined;
   }
 
   private refuse(

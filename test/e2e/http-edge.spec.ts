@@ -129,7 +129,14 @@ describe('DNS rebinding: a foreign Host or Origin is refused on every route', ()
 });
 
 /** Sends the head of a request and `sent` bytes of its body; resolves with the answer once it comes. */
-function partialBody(url: string, route: string, length: number, sent: number, authorization?: string) {
+function partialBody(
+  url: string,
+  route: string,
+  length: number,
+  sent: number,
+  authorization?: string,
+  method = 'POST',
+) {
   const { hostname, port } = new URL(url);
   return new Promise<{ head: string; closed: boolean; ms: number }>((resolve, reject) => {
     const started = Date.now();
@@ -141,7 +148,7 @@ function partialBody(url: string, route: string, length: number, sent: number, a
       resolve({ head: answer.split('\r\n')[0] ?? '', closed: true, ms: Date.now() - started }),
     );
     socket.write(
-      `POST ${route} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n` +
+      `${method} ${route} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n` +
         `Accept: application/json, text/event-stream\r\nContent-Length: ${length}\r\n` +
         (authorization ? `Authorization: ${authorization}\r\n` : '') +
         '\r\n',
@@ -167,8 +174,21 @@ describe('bodies sent before credentials', () => {
 
   it('refuses a body on a public route beyond a few KiB, before reading it', async () => {
     const server = await start();
-    const answer = await partialBody(server.url, '/health/live', 1_000_000, 1024);
+    const answer = await partialBody(server.url, '/health/live', 1_000_000, 1024, undefined, 'GET');
     expect(answer.head).toBe('HTTP/1.1 413 Payload Too Large');
+  });
+
+  it('never waits on a trickled body without credentials: answered at once, the connection closed', async () => {
+    const server = await start();
+    for (const [route, method, head] of [
+      ['/health/live', 'GET', 'HTTP/1.1 200 OK'],
+      ['/nowhere', 'POST', 'HTTP/1.1 404 Not Found'],
+      ['/mcp', 'POST', 'HTTP/1.1 401 Unauthorized'],
+    ] as const) {
+      const answer = await partialBody(server.url, route, 2_000, 30, undefined, method);
+      expect({ route, head: answer.head, closed: answer.closed }).toEqual({ route, head, closed: true });
+      expect(answer.ms).toBeLessThan(5_000);
+    }
   });
 });
 
