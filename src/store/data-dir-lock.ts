@@ -6,6 +6,9 @@ export class DataDirLocked extends BastionError {}
 
 export const LOCK_FILE = 'bastion.lock';
 
+/** The open lock files: referenced here so that none is collected (and so closed) while the process lives. */
+const held = new Set<Database.Database>();
+
 /**
  * Holds `<dataDir>/bastion.lock` for as long as this process serves, so a second `bastion serve` on the
  * same data directory stops at once instead of interleaving its audit chain and its state with this one's.
@@ -17,6 +20,8 @@ export function lockDataDir(dataDir: string): { release(): void } {
   const file = path.join(path.resolve(dataDir), LOCK_FILE);
   const db = new Database(file, { timeout: 0 });
   try {
+    // No journal beside the lock file: it holds nothing worth a rollback.
+    db.pragma('journal_mode = MEMORY');
     db.pragma('locking_mode = EXCLUSIVE');
     db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL, since TEXT NOT NULL)');
     db.exec('DELETE FROM holder');
@@ -32,5 +37,11 @@ export function lockDataDir(dataDir: string): { release(): void } {
     }
     throw error;
   }
-  return { release: () => db.close() };
+  held.add(db);
+  return {
+    release: () => {
+      held.delete(db);
+      db.close();
+    },
+  };
 }
