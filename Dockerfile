@@ -15,7 +15,8 @@
 FROM node:24.21.0-bookworm AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# No dependency's install script is needed to compile: none runs here (allowScripts in package.json).
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
@@ -24,7 +25,10 @@ RUN npm run build
 FROM node:24.21.0-bookworm AS deps
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# Only the install scripts package.json's allowScripts approves run: better-sqlite3 builds its addon.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm rebuild better-sqlite3 \
+ && npm cache clean --force
 
 FROM node:24.21.0-bookworm-slim AS runtime
 ARG BASTION_VERSION=0.1.0

@@ -9,7 +9,6 @@ import { Lifecycle } from './health/lifecycle.js';
 import { ReadinessIndicators } from './health/readiness.indicators.js';
 import { McpController } from './mcp/mcp.controller.js';
 import { McpHttpService } from './mcp/mcp-http.service.js';
-import { requestLogModule } from './observability/request-log.js';
 import { metricsModule } from './observability/metrics.controller.js';
 import { RUNTIME, type Runtime } from './runtime.js';
 
@@ -31,7 +30,6 @@ export class AppModule {
       exports: [RUNTIME, Authenticator, Lifecycle, ReadinessIndicators],
       imports: [
         TerminusModule.forRoot({ logger: false }),
-        requestLogModule(runtime.logger),
         ...(config.metrics.enabled ? [metricsModule()] : []),
       ],
       controllers: [

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './node-version.js';
 import { Command, Option } from 'commander';
 import { keysCommand, type KeysFlags } from './auth/keys.command.js';
 import { backupCommand, restoreCommand } from './backup/backup.command.js';

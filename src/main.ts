@@ -2,7 +2,6 @@ import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Logger as NestLogger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { Authenticator } from './auth/authenticator.js';
 import { Lifecycle } from './health/lifecycle.js';
@@ -14,6 +13,7 @@ import { serveOpenApi } from './http/openapi.js';
 import { isLoopback } from './http/origin-policy.js';
 import { requestIdOf } from './http/request-id.js';
 import { observeHttp } from './observability/http-observer.js';
+import { frameworkLogger } from './observability/request-log.js';
 import { McpHttpService } from './mcp/mcp-http.service.js';
 import { InFlightLimiter } from './rate-limit/in-flight-limiter.js';
 import { rateLimiterFor } from './rate-limit/rate-limiter.js';
@@ -71,7 +71,7 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
     },
   );
   const fastify = app.getHttpAdapter().getInstance();
-  observeHttp(fastify, runtime.metrics, runtime.tracing);
+  observeHttp(fastify, runtime.metrics, runtime.tracing, logger);
   securityHeaders(fastify);
   const mcp = app.get(McpHttpService);
   const limits = config.rateLimit;
@@ -104,7 +104,7 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
   serveOpenApi(app, config);
   await app.listen(config.server.port, config.server.host);
   // After start-up, so the framework's own messages (errors) are JSON lines too, without its route table.
-  app.useLogger(app.get(NestLogger));
+  app.useLogger(frameworkLogger(logger));
   const address = app.getHttpServer().address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}/mcp`;

@@ -1,7 +1,6 @@
 import { All, Controller, Inject, Req, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Logger } from 'pino';
 import { principalOf } from '../auth/request-principal.js';
 import { Authenticator } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
@@ -40,9 +39,7 @@ export class McpController {
       if (value !== undefined) raw.setHeader(name, value as string);
     raw.setHeader('x-accel-buffering', 'no'); // proxies must not hold back SSE events
     reply.hijack();
-    // The request logger pino-http bound to this request's id.
-    const logger = (request.raw as { log?: Logger }).log;
-    const caller = { principal, sandbox, requestId: request.id, ...(logger && { logger }) };
+    const caller = { principal, sandbox, requestId: request.id };
     const serve = () => this.mcp.handle(request.raw, raw, request.body, caller);
     const span = request.span;
     await (this.runtime.tracing.enabled && span

@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import type { Metrics } from './metrics.js';
+import { logCompletion } from './request-log.js';
 import type { HttpSpan, Tracing } from './tracing.js';
 
 declare module 'fastify' {
@@ -17,11 +19,16 @@ const METHODS = new Set(['GET', 'POST', 'DELETE', 'OPTIONS', 'HEAD', 'PUT', 'PAT
 export const UNMATCHED_ROUTE = '(unmatched)';
 
 /**
- * Per request: the id echoed in `x-request-id`, a server span, and the duration histogram by route
- * template. Both are closed when the raw response closes, so /mcp answers that bypass the framework's
- * reply are counted too.
+ * Per request: the id echoed in `x-request-id`, a server span, the duration histogram by route template and
+ * the one completion log line. All are settled when the raw response closes, so /mcp answers that bypass
+ * the framework's reply are counted and logged too.
  */
-export function observeHttp(fastify: FastifyInstance, metrics: Metrics, tracing: Tracing): void {
+export function observeHttp(
+  fastify: FastifyInstance,
+  metrics: Metrics,
+  tracing: Tracing,
+  logger: Logger,
+): void {
   // One labelled child per (route, method, status), looked up by a plain key: label hashing per request
   // costs more than the observation.
   const durations = new Map<string, LabelledHistogram>();
@@ -45,6 +52,7 @@ export function observeHttp(fastify: FastifyInstance, metrics: Metrics, tracing:
       const status = reply.raw.statusCode;
       durationOf(route, method, status).observe((performance.now() - started) / 1000);
       span.end(status);
+      logCompletion(logger, request, reply, started);
     });
     done();
   });

@@ -1,6 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { DynamicModule } from '@nestjs/common';
-import { LoggerModule } from 'nestjs-pino';
+import type { IncomingMessage } from 'node:http';
+import type { LoggerService } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 
 /** What a request's log line says about it beyond HTTP: who called, the MCP method and the tool. */
@@ -14,40 +14,56 @@ export interface RequestLogFields {
 
 const fields = new WeakMap<IncomingMessage, RequestLogFields>();
 
-/** Adds fields to the request's completion line (and its later log lines). */
+/** Adds fields to the request's completion line. */
 export function annotateRequest(req: IncomingMessage, more: RequestLogFields): void {
   fields.set(req, { ...fields.get(req), ...more });
 }
 
 /**
- * One JSON line per request (nestjs-pino over pino-http) with the request id, principal, MCP method and
- * tool; no headers, no query strings, no bodies. Health probes are not logged: orchestrators call them
- * every few seconds.
+ * The one JSON line a request leaves, written when its response closes (answers written straight to the
+ * socket, as /mcp's are, included): request id, who called, the MCP method and tool, method, path (never
+ * the query), status and time. No headers and no bodies. Health probes are not logged: orchestrators call
+ * them every few seconds.
  */
-export function requestLogModule(logger: Logger): DynamicModule {
-  return LoggerModule.forRoot({
-    pinoHttp: {
-      logger,
-      genReqId: (req) => String(req.headers['x-request-id']),
-      customAttributeKeys: { reqId: 'reqId' },
-      quietReqLogger: true,
-      // The middleware runner rewrites req.url relative to its mount point; originalUrl is the request's.
-      autoLogging: { ignore: (req) => requestPath(req).startsWith('/health/') },
-      customLogLevel: (_req, res, error) =>
-        error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
-      customProps: (req) => ({ ...fields.get(req) }),
-      serializers: {
-        req: (req: { method: string; url: string; remoteAddress?: string }) => ({
-          method: req.method,
-          url: req.url.split('?')[0],
-          remoteAddress: req.remoteAddress,
-        }),
-        res: (res: ServerResponse | { statusCode: number }) => ({ statusCode: res.statusCode }),
+export function logCompletion(
+  logger: Logger,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  startedMs: number,
+): void {
+  if (request.routeOptions.url?.startsWith('/health/')) return;
+  const status = reply.raw.statusCode;
+  const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+  if (!logger.isLevelEnabled(level)) return;
+  logger[level](
+    {
+      reqId: request.id,
+      ...fields.get(request.raw),
+      req: {
+        method: request.method,
+        url: request.url.split('?')[0],
+        remoteAddress: request.raw.socket?.remoteAddress,
       },
+      res: { statusCode: status },
+      responseTime: Math.round(performance.now() - startedMs),
     },
-  });
+    'request completed',
+  );
 }
 
-function requestPath(req: IncomingMessage & { originalUrl?: string }): string {
-  return req.originalUrl ?? req.url ?? '';
+/** The framework's own messages (start-up errors, unhandled exceptions) as the same JSON lines. */
+export function frameworkLogger(logger: Logger): LoggerService {
+  const line =
+    (level: 'error' | 'warn' | 'info' | 'debug' | 'trace') =>
+    (message: unknown, ...rest: unknown[]) => {
+      const context = rest.at(-1);
+      logger[level]({ ...(typeof context === 'string' && { context }) }, String(message));
+    };
+  return {
+    error: line('error'),
+    warn: line('warn'),
+    log: line('info'),
+    debug: line('debug'),
+    verbose: line('trace'),
+  };
 }

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -29,6 +29,28 @@ describe('bastion command line', () => {
     const help = await bastion(['serve', '--help']);
     for (const flag of ['--host', '--port', '--workspace', '--data-dir', '--config', '--read-only'])
       expect(help.stdout).toContain(flag);
+  });
+
+  it('stops at once on a Node.js older than engines.node, in one line naming the version', async () => {
+    const base = mkdtempSync(path.join(os.tmpdir(), 'bastion-node-'));
+    const pretend = (version: string) => {
+      const file = path.join(base, `node-${version}.mjs`);
+      writeFileSync(file, `Object.defineProperty(process.versions, 'node', { value: '${version}' });\n`);
+      return file;
+    };
+    try {
+      for (const entry of [CLI, path.resolve('scripts/check-node.mjs')]) {
+        const old = await run(process.execPath, ['--import', pretend('20.19.0'), entry, 'serve'], {
+          timeout: 15000,
+        }).catch((error: { code: number; stdout: string; stderr: string }) => error);
+        expect(old.code).toBeGreaterThan(0);
+        expect(old.stderr).toBe('bastion: needs Node.js 22.12 or later (22 or 24 LTS); this is 20.19.0.\n');
+      }
+      const supported = await run(process.execPath, ['--import', pretend('22.12.0'), CLI, '--version']);
+      expect(supported.stdout.trim()).toBe(pkg.version);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 
   it('refuses to bind beyond loopback without authentication, and says why', async () => {
