@@ -42,7 +42,10 @@ describe('bastion command line', () => {
       for (const entry of [CLI, path.resolve('scripts/check-node.mjs')]) {
         const old = await run(process.execPath, ['--import', pretend('20.19.0'), entry, 'serve'], {
           timeout: 15000,
-        }).catch((error: { code: number; stdout: string; stderr: string }) => error);
+        }).then(
+          () => ({ code: 0, stderr: '' }),
+          (error: { code: number; stderr: string }) => error,
+        );
         expect(old.code).toBeGreaterThan(0);
         expect(old.stderr).toBe('bastion: needs Node.js 22.12 or later (22 or 24 LTS); this is 20.19.0.\n');
       }
