@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# `check && ok "..." || bad "..."` reports a check (ok only echoes, so bad never follows it), and single
+# quotes keep `$` literal in JavaScript for `node -e`:
+# shellcheck disable=SC2015,SC2016
 # Checks deploy/nginx/nginx.conf in two steps:
 #   1. `nginx -t` on the file as shipped, with a throwaway self-signed certificate where the file expects
 #      one (/etc/nginx/tls/) and the upstream names bastion-1 and bastion-2 resolvable (nginx -t resolves them).

@@ -1,110 +1,110 @@
 import { describe, expect, it } from '@jest/globals';
+import {
+  DockerfileParser,
+  type Copy,
+  type From,
+  type Healthcheck,
+  type Instruction,
+  type JSONInstruction,
+  type PropertyInstruction,
+  type Workdir,
+} from 'dockerfile-ast';
+import { validate, ValidationSeverity, type ValidatorSettings } from 'dockerfile-utils';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ENV_KEYS } from '../../src/config/config.env.js';
 import { parse as parseYaml } from 'yaml';
+import { ENV_KEYS } from '../../src/config/config.env.js';
 
-// hadolint is not in Debian bookworm and its npm wrapper downloads a binary, so the rules that matter for
-// this image are checked here, on the Dockerfile as Docker reads it (continuations joined, comments dropped).
-
-interface Instruction {
-  keyword: string;
-  args: string;
-  /** Index of the stage (FROM) the instruction belongs to. */
-  stage: number;
-}
+// The Dockerfile is checked by dockerfile-utils (the validator behind VS Code's Docker language service)
+// and read through its parser, dockerfile-ast. What follows the validity check is what this image promises.
 
 interface Stage {
-  index: number;
-  image: string;
+  from: From;
   name?: string;
-  workdir: string;
   instructions: Instruction[];
 }
 
 const ROOT = path.resolve('.');
 const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
-const instructions = parseDockerfile(text);
-const stages = toStages(instructions);
+const dockerfile = DockerfileParser.parse(text);
+const stages = toStages(dockerfile.getInstructions());
 const final = stages.at(-1) as Stage;
 const version = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string })
   .version;
 
-function parseDockerfile(source: string): Instruction[] {
-  const logical: string[] = [];
-  let current = '';
-  for (const raw of source.split('\n')) {
-    const line = raw.trim();
-    if (current === '' && (line === '' || line.startsWith('#'))) continue;
-    if (current !== '' && line.startsWith('#')) continue;
-    if (line.endsWith('\\')) {
-      current += `${line.slice(0, -1)} `;
-      continue;
-    }
-    logical.push(current + line);
-    current = '';
-  }
-  if (current) logical.push(current);
-  let stage = -1;
-  return logical.map((line) => {
-    const match = /^(\S+)\s*(.*)$/.exec(line) as RegExpExecArray;
-    const keyword = (match[1] as string).toUpperCase();
-    if (keyword === 'FROM') stage += 1;
-    return { keyword, args: (match[2] as string).trim(), stage };
-  });
+/**
+ * Every check dockerfile-utils makes a warning by default (a second CMD, JSON in single quotes, a relative
+ * WORKDIR...) is set to an error: each is a real defect in a shipped image, and none may pass.
+ */
+const STRICT: ValidatorSettings = {
+  deprecatedMaintainer: ValidationSeverity.ERROR,
+  directiveCasing: ValidationSeverity.ERROR,
+  emptyContinuationLine: ValidationSeverity.ERROR,
+  instructionCasing: ValidationSeverity.ERROR,
+  instructionCmdMultiple: ValidationSeverity.ERROR,
+  instructionEntrypointMultiple: ValidationSeverity.ERROR,
+  instructionHealthcheckMultiple: ValidationSeverity.ERROR,
+  instructionJSONInSingleQuotes: ValidationSeverity.ERROR,
+  instructionWorkdirRelative: ValidationSeverity.ERROR,
+};
+
+function diagnostics(source: string): string[] {
+  return validate(source, STRICT).map((d) => `line ${d.range.start.line + 1}: ${d.message}`);
 }
 
 function toStages(all: Instruction[]): Stage[] {
   const result: Stage[] = [];
   for (const instruction of all) {
-    if (instruction.keyword === 'FROM') {
-      const [image, as, name] = instruction.args.split(/\s+/);
+    if (instruction.getKeyword() === 'FROM') {
+      const from = instruction as From;
       result.push({
-        index: instruction.stage,
-        image: image as string,
-        ...(as?.toUpperCase() === 'AS' && name ? { name } : {}),
-        workdir: '/',
+        from,
+        ...(from.getBuildStage() ? { name: from.getBuildStage() as string } : {}),
         instructions: [],
       });
-      continue;
-    }
-    const stage = result[instruction.stage] as Stage;
-    stage.instructions.push(instruction);
-    if (instruction.keyword === 'WORKDIR') {
-      stage.workdir = path.posix.resolve(stage.workdir, instruction.args);
+    } else {
+      result.at(-1)?.instructions.push(instruction);
     }
   }
   return result;
 }
 
-function of(stage: Stage, keyword: string): Instruction[] {
-  return stage.instructions.filter((i) => i.keyword === keyword);
+function of<T extends Instruction>(stage: Stage, keyword: string): T[] {
+  return stage.instructions.filter((i) => i.getKeyword() === keyword) as T[];
 }
 
-/** Exec form (a JSON array) of ENTRYPOINT, CMD or a HEALTHCHECK's CMD. */
-function execForm(args: string): string[] {
-  const parsed: unknown = JSON.parse(args);
-  expect(Array.isArray(parsed)).toBe(true);
-  return parsed as string[];
+function runs(stage: Stage): string[] {
+  return of(stage, 'RUN').map((r) => r.getArgumentsContent() ?? '');
 }
 
-/** KEY=value pairs of ENV, LABEL or ARG, values unquoted. */
-function pairs(args: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const match of args.matchAll(/([A-Za-z_][\w.-]*)(?:=("(?:[^"\\]|\\.)*"|\S*))?/g)) {
-    const value = match[2] ?? '';
-    out[match[1] as string] = value.startsWith('"') ? (JSON.parse(value) as string) : value;
-  }
-  return out;
+function stageNamed(name: string | undefined): Stage | undefined {
+  return stages.find((s) => s.name === name);
 }
 
-/** The COPY/ADD flags and operands: sources then destination. */
-function copyArgs(args: string): { from?: string; sources: string[]; dest: string } {
-  const words = args.split(/\s+/);
-  const flags = words.filter((w) => w.startsWith('--'));
-  const operands = words.filter((w) => !w.startsWith('--'));
-  const from = flags.find((f) => f.startsWith('--from='))?.slice('--from='.length);
-  return { ...(from ? { from } : {}), sources: operands.slice(0, -1), dest: operands.at(-1) as string };
+function workdir(stage: Stage): string {
+  return of<Workdir>(stage, 'WORKDIR').at(-1)?.getAbsolutePath() ?? '/';
+}
+
+/** The exec form (JSON array) of CMD, ENTRYPOINT or VOLUME. */
+function execForm(instruction: Instruction | undefined): string[] {
+  return (instruction as JSONInstruction).getJSONStrings().map((s) => s.getJSONValue());
+}
+
+/** KEY=value pairs of ENV, LABEL or ARG in a stage, quotes removed. */
+function properties(stage: Stage, keyword: 'ENV' | 'LABEL' | 'ARG'): Record<string, string> {
+  return Object.fromEntries(
+    of<PropertyInstruction>(stage, keyword)
+      .flatMap((i) => i.getProperties())
+      .map((p) => [p.getName(), p.getValue() ?? '']),
+  );
+}
+
+function copies(stage: Stage): Array<{ from?: string; sources: string[] }> {
+  return of<Copy>(stage, 'COPY').map((copy) => {
+    const operands = copy.getArguments().map((a) => a.getValue());
+    const from = copy.getFromFlag()?.getValue() ?? undefined;
+    return { ...(from ? { from } : {}), sources: operands.slice(0, -1) };
+  });
 }
 
 /** Docker's .dockerignore semantics: patterns in order, the last one that matches decides. */
@@ -134,85 +134,95 @@ const dockerignore = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
   .map((l) => l.trim())
   .filter((l) => l && !l.startsWith('#'));
 
+describe('Dockerfile validity', () => {
+  it('passes dockerfile-utils with no error and no warning', () => {
+    expect(diagnostics(text)).toEqual([]);
+  });
+
+  it('would fail on what dockerfile-utils warns about by default (a second CMD)', () => {
+    expect(diagnostics('FROM node:24.21.0-bookworm-slim\nCMD ["serve"]\nCMD ["serve"]\n')).toEqual([
+      expect.stringMatching(/^line 2: There can only be one CMD instruction/),
+    ]);
+  });
+});
+
 describe('Dockerfile base images', () => {
   it('pins every FROM to an exact version: no latest, no floating major or minor', () => {
-    const names = new Set<string>();
-    for (const stage of stages) {
-      if (names.has(stage.image)) continue; // FROM <earlier stage>
-      expect(stage.image).not.toMatch(/:latest$/);
-      expect(stage.image).toMatch(/^[\w./-]+(:\d+\.\d+\.\d+(-[\w.-]+)?|@sha256:[0-9a-f]{64})$/);
-      if (stage.name) names.add(stage.name);
+    for (const { from } of stages) {
+      if (stageNamed(from.getImageName() ?? undefined)) continue; // FROM <earlier stage>
+      const pinned = from.getImageDigest() ?? from.getImageTag() ?? '';
+      expect({ image: from.getImage(), pinned }).toEqual({
+        image: from.getImage(),
+        pinned: expect.stringMatching(/^(\d+\.\d+\.\d+(-[\w.-]+)?|sha256:[0-9a-f]{64})$/),
+      });
     }
   });
 
   it('builds on the same Node version and Debian release it runs on (better-sqlite3 is a native addon)', () => {
-    const tags = stages.map((s) => /:(\d+\.\d+\.\d+)-(\w+)/.exec(s.image)?.slice(1));
+    const tags = stages.map((s) => /^(\d+\.\d+\.\d+)-(\w+)/.exec(s.from.getImageTag() ?? '')?.slice(1));
     for (const tag of tags) expect(tag).toEqual(tags.at(-1));
-    expect(final.image).toMatch(/-slim$/);
+    expect(final.from.getImageTag()).toMatch(/-slim$/);
   });
 });
 
 describe('Dockerfile stages', () => {
   it('is multi-stage: the build stage compiles with every dependency, the final stage runs npm nothing', () => {
-    expect(stages.length).toBeGreaterThanOrEqual(2);
-    const build = stages.find((s) => of(s, 'RUN').some((r) => /\bnpm run build\b/.test(r.args)));
+    const build = stages.find((s) => runs(s).some((r) => /\bnpm run build\b/.test(r)));
     expect(build).toBeDefined();
-    expect(of(build as Stage, 'RUN').some((r) => /\bnpm ci\b(?!.*--omit=dev)/.test(r.args))).toBe(true);
+    expect(runs(build as Stage).some((r) => /\bnpm ci\b(?!.*--omit=dev)/.test(r))).toBe(true);
     expect(build).not.toBe(final);
-    expect(of(final, 'RUN').some((r) => /\bnpm (ci|install|i)\b/.test(r.args))).toBe(false);
+    expect(runs(final).some((r) => /\bnpm (ci|install|i)\b/.test(r))).toBe(false);
   });
 
   it('copies production-only node_modules and the compiled dist into the final stage', () => {
-    const copies = of(final, 'COPY').map((c) => copyArgs(c.args));
-    const modules = copies.find((c) => c.sources.some((s) => s.endsWith('node_modules')));
-    const dist = copies.find((c) => c.sources.some((s) => s.endsWith('dist')));
-    expect(modules?.from).toBeDefined();
-    expect(dist?.from).toBeDefined();
-    const producer = stages.find((s) => s.name === modules?.from) as Stage;
-    const runs = of(producer, 'RUN').map((r) => r.args);
+    const modules = copies(final).find((c) => c.sources.some((s) => s.endsWith('node_modules')));
+    const dist = copies(final).find((c) => c.sources.some((s) => s.endsWith('dist')));
+    const producer = stageNamed(modules?.from);
+    expect(producer).toBeDefined();
     // The stage that made them installed without dev dependencies, or pruned them afterwards.
-    expect(runs.some((r) => /npm (ci|prune)\b[^&;]*--omit=dev/.test(r))).toBe(true);
-    expect(runs.filter((r) => /\bnpm ci\b/.test(r)).every((r) => /--omit=dev/.test(r))).toBe(
-      !runs.some((r) => /npm prune\b[^&;]*--omit=dev/.test(r)),
-    );
-    const builder = stages.find((s) => s.name === dist?.from) as Stage;
-    expect(of(builder, 'RUN').some((r) => /\bnpm run build\b/.test(r.args))).toBe(true);
+    const last = runs(producer as Stage)
+      .flatMap((r) => r.match(/\bnpm (ci|prune)\b[^&;]*/g) ?? [])
+      .at(-1);
+    expect(last).toMatch(/--omit=dev/);
+    const builder = stageNamed(dist?.from);
+    expect(runs(builder as Stage).some((r) => /\bnpm run build\b/.test(r))).toBe(true);
   });
 
   it('takes every COPY source from the repository or from an earlier stage, and none from outside', () => {
-    for (const stage of stages) {
-      for (const copy of of(stage, 'COPY').map((c) => copyArgs(c.args))) {
+    for (const [index, stage] of stages.entries()) {
+      for (const copy of copies(stage)) {
         for (const source of copy.sources) {
           if (copy.from) {
-            const producer = stages.find((s) => s.name === copy.from);
-            expect(producer).toBeDefined();
-            expect((producer as Stage).index).toBeLessThan(stage.index);
-            expect(source.startsWith(`${(producer as Stage).workdir}/`)).toBe(true);
+            const producer = stageNamed(copy.from) as Stage;
+            expect(stages.indexOf(producer)).toBeGreaterThanOrEqual(0);
+            expect(stages.indexOf(producer)).toBeLessThan(index);
+            expect(source.startsWith(`${workdir(producer)}/`)).toBe(true);
           } else {
             expect(path.isAbsolute(source) || source.includes('..')).toBe(false);
-            expect(existsSync(path.join(ROOT, source))).toBe(true);
+            expect({ source, exists: existsSync(path.join(ROOT, source)) }).toEqual({ source, exists: true });
             // And the build context still holds it.
-            expect(dockerIgnored(dockerignore, path.posix.normalize(source))).toBe(false);
+            expect({ source, ignored: dockerIgnored(dockerignore, path.posix.normalize(source)) }).toEqual({
+              source,
+              ignored: false,
+            });
           }
         }
       }
     }
   });
 
-  it('never ADDs a URL (use a pinned package or a checksum-verified download in a RUN)', () => {
-    for (const add of instructions.filter((i) => i.keyword === 'ADD')) {
-      expect(add.args).not.toMatch(/https?:\/\/|git@/);
-    }
+  it('copies, never ADDs (no remote or unpacked source reaches the image)', () => {
+    expect(dockerfile.getInstructions().filter((i) => i.getKeyword() === 'ADD')).toEqual([]);
   });
 
   it('installs Debian packages without recommends, pinned, and removes the package lists in the same layer', () => {
-    const installs = instructions.filter((i) => i.keyword === 'RUN' && /apt-get install/.test(i.args));
+    const installs = stages.flatMap(runs).filter((r) => /apt-get install/.test(r));
     expect(installs.length).toBeGreaterThan(0);
     for (const run of installs) {
-      expect(run.args).toMatch(/apt-get update/);
-      expect(run.args).toMatch(/apt-get install[^&;]*--no-install-recommends/);
-      expect(run.args).toMatch(/rm -rf \/var\/lib\/apt\/lists\/\*/);
-      const packages = (/apt-get install\s+(.*?)(&&|;|$)/.exec(run.args)?.[1] ?? '')
+      expect(run).toMatch(/apt-get update/);
+      expect(run).toMatch(/apt-get install[^&;]*--no-install-recommends/);
+      expect(run).toMatch(/rm -rf \/var\/lib\/apt\/lists\/\*/);
+      const packages = (/apt-get install\s+(.*?)(&&|;|$)/.exec(run)?.[1] ?? '')
         .split(/\s+/)
         .filter((w) => w && !w.startsWith('-'));
       for (const pkg of packages) expect(pkg).toMatch(/^[\w.+-]+=[\w.+:~-]+$/);
@@ -222,31 +232,27 @@ describe('Dockerfile stages', () => {
 
 describe('Dockerfile runtime', () => {
   it('runs as a numeric non-root user that owns the two writable volumes', () => {
-    const users = of(final, 'USER');
-    expect(users.length).toBeGreaterThan(0);
-    const user = (users.at(-1) as Instruction).args;
+    const user = of(final, 'USER').at(-1)?.getArgumentsContent() ?? '';
     expect(user).toMatch(/^\d+(:\d+)?$/);
-    const [uid, gid] = user.split(':');
+    const [uid, gid = uid] = user.split(':');
     expect(Number(uid)).toBeGreaterThan(0);
-    expect(Number(gid ?? uid)).toBeGreaterThan(0);
-    const runs = of(final, 'RUN')
-      .map((r) => r.args)
-      .join(' && ');
-    const chown = new RegExp(`chown ${uid}:${gid ?? uid} ([^&]+)`).exec(runs)?.[1]?.trim().split(/\s+/) ?? [];
-    expect(chown).toEqual(expect.arrayContaining(['/data', '/workspace']));
+    expect(Number(gid)).toBeGreaterThan(0);
+    const chown = new RegExp(`chown ${uid}:${gid} ([^&]+)`).exec(runs(final).join(' && '))?.[1];
+    const owned = chown?.trim().split(/\s+/) ?? [];
+    expect(owned).toEqual(expect.arrayContaining(['/data', '/workspace']));
     // A named volume starts as a copy of the image's directory at its mount point, owner included: a
     // directory missing from the image would be root's, and Bastion could not write there.
     const compose = parseYaml(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as {
       'x-bastion': { volumes: string[] };
     };
     const mounts = compose['x-bastion'].volumes.map((v) => v.split(':')[1] as string);
-    expect(chown).toEqual(expect.arrayContaining(mounts));
+    expect(owned).toEqual(expect.arrayContaining(mounts));
   });
 
   it('declares the volumes, port and environment the deployment guides rely on', () => {
-    expect(of(final, 'VOLUME').map((v) => execForm(v.args))).toContainEqual(['/data', '/workspace']);
-    expect(of(final, 'EXPOSE').map((e) => e.args)).toContain('3000');
-    const env = Object.assign({}, ...of(final, 'ENV').map((e) => pairs(e.args))) as Record<string, string>;
+    expect(of(final, 'VOLUME').map((v) => execForm(v))).toContainEqual(['/data', '/workspace']);
+    expect(of(final, 'EXPOSE').map((e) => e.getArgumentsContent())).toContain('3000');
+    const env = properties(final, 'ENV');
     expect(env).toMatchObject({
       NODE_ENV: 'production',
       BASTION_HOST: '0.0.0.0',
@@ -260,44 +266,43 @@ describe('Dockerfile runtime', () => {
   });
 
   it('bakes no secret into the image: no ENV or ARG named like a key, token, password or secret', () => {
-    for (const instruction of instructions.filter((i) => i.keyword === 'ENV' || i.keyword === 'ARG')) {
-      for (const name of Object.keys(pairs(instruction.args))) {
+    for (const stage of stages) {
+      for (const name of Object.keys({ ...properties(stage, 'ENV'), ...properties(stage, 'ARG') })) {
         expect(name).not.toMatch(/KEY|TOKEN|PASSWORD|SECRET|CREDENTIAL/i);
       }
     }
   });
 
   it('probes liveness with Node (the slim image has no curl) at /health/live', () => {
-    const checks = of(final, 'HEALTHCHECK');
+    const checks = of<Healthcheck>(final, 'HEALTHCHECK');
     expect(checks).toHaveLength(1);
-    const args = (checks[0] as Instruction).args;
-    const command = execForm(args.slice(args.indexOf('CMD') + 3).trim());
+    const check = checks[0] as Healthcheck;
+    expect(check.getSubcommand()?.getValue()).toBe('CMD');
+    const command = JSON.parse((check.getArgumentsContent() ?? '').replace(/^CMD\s+/, '')) as string[];
     expect(command[0]).toBe('node');
     expect(command.join(' ')).toMatch(/fetch\(.*\/health\/live/);
     expect(command.join(' ')).not.toMatch(/\b(curl|wget)\b/);
   });
 
   it('starts tini as PID 1, which runs node dist/cli.js, serving by default', () => {
-    const entrypoint = execForm((of(final, 'ENTRYPOINT').at(-1) as Instruction).args);
-    expect(entrypoint.slice(0, 3)).toEqual(['tini', '--', 'node']);
-    expect(entrypoint[3]).toMatch(/^\/app\/dist\/cli\.js$/);
-    expect(final.workdir).toBe('/app');
-    expect(execForm((of(final, 'CMD').at(-1) as Instruction).args)).toEqual(['serve']);
+    const entrypoint = execForm(of(final, 'ENTRYPOINT').at(-1));
+    expect(entrypoint).toEqual(['tini', '--', 'node', '/app/dist/cli.js']);
+    expect(workdir(final)).toBe('/app');
+    expect(execForm(of(final, 'CMD').at(-1))).toEqual(['serve']);
     // tini comes from Debian in this stage.
-    expect(of(final, 'RUN').some((r) => /apt-get install[^&;]*\btini\b/.test(r.args))).toBe(true);
+    expect(runs(final).some((r) => /apt-get install[^&;]*\btini\b/.test(r))).toBe(true);
   });
 
   it('labels the image (OCI) with the package version', () => {
-    const args = Object.assign({}, ...of(final, 'ARG').map((a) => pairs(a.args))) as Record<string, string>;
-    const labels = Object.assign({}, ...of(final, 'LABEL').map((l) => pairs(l.args))) as Record<
-      string,
-      string
-    >;
+    const labels = properties(final, 'LABEL');
     for (const key of ['title', 'description', 'version', 'licenses', 'source']) {
       expect(Object.keys(labels)).toContain(`org.opencontainers.image.${key}`);
     }
-    const label = labels['org.opencontainers.image.version'] as string;
-    const resolved = label.replace(/\$\{?(\w+)\}?/g, (_m, name: string) => args[name] ?? '');
+    const label = of(final, 'LABEL').at(-1) as Instruction;
+    const resolved = labels['org.opencontainers.image.version']?.replace(
+      /\$\{?(\w+)\}?/g,
+      (_m, name: string) => dockerfile.resolveVariable(name, label.getRange().start.line) ?? '',
+    );
     expect(resolved).toBe(version);
   });
 });
