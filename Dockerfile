@@ -10,8 +10,8 @@
 # refuses any bind beyond loopback and exits. The container needs no writable path besides /data and
 # /workspace, so it runs with a read-only root filesystem. See docs/deployment.md.
 
-# Build stage: the full Debian image has python3, make and g++ for better-sqlite3's native addon. It is the
-# same Debian release (bookworm) as the runtime stage, so the addon links against the same glibc.
+# Build stage: the same Debian release (bookworm) as the runtime stage, so better-sqlite3's prebuilt N-API
+# addon, which ships inside its package, links against the same glibc.
 FROM node:24.21.0-bookworm AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -25,10 +25,8 @@ RUN npm run build
 FROM node:24.21.0-bookworm AS deps
 WORKDIR /src
 COPY package.json package-lock.json ./
-# Only the install scripts package.json's allowScripts approves run: better-sqlite3 builds its addon.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && npm rebuild better-sqlite3 \
- && npm cache clean --force
+# No dependency needs an install script (package.json's allowScripts approves none): none runs.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 FROM node:24.21.0-bookworm-slim AS runtime
 ARG BASTION_VERSION=0.1.0
