@@ -73,8 +73,13 @@ export class SecureAgent {
 
   async runTurn(input: TurnInput): Promise<TurnOutput> {
     const choice = this.router.select(input.principal, input.client);
-    const deadline = AbortSignal.timeout(this.limits.turnTimeMs);
-    const signal = AbortSignal.any([input.signal, deadline]);
+    // AbortSignal.timeout, on the global timer: its own is out of reach of a fake clock in tests.
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () => deadline.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+      this.limits.turnTimeMs,
+    ).unref();
+    const signal = AbortSignal.any([input.signal, deadline.signal]);
     const window = historyWindow(input.history, {
       turns: this.limits.historyTurns,
       tokens: this.limits.historyTokens,
@@ -115,13 +120,15 @@ export class SecureAgent {
       );
     } catch (error) {
       if (input.signal.aborted) throw new TurnCancelled();
-      if (deadline.aborted)
+      if (deadline.signal.aborted)
         return turn.finish(
           `I ran out of time (${formatMs(this.limits.turnTimeMs)} per turn) before finishing. ` +
             'The steps above show what was done; ask me to continue, or narrow the request.',
           'time',
         );
       throw error;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

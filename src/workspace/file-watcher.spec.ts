@@ -17,6 +17,7 @@ beforeEach(async () => {
   root = path.join(base, 'ws');
   mkdirSync(path.join(root, 'dir'), { recursive: true });
   writeFileSync(path.join(root, 'dir/a.txt'), 'one');
+  writeFileSync(path.join(root, 'dir/c.txt'), 'barrier');
   writeFileSync(path.join(base, 'outside.txt'), 'secret');
   symlinkSync(path.join(base, 'outside.txt'), path.join(root, 'escape.txt'));
   const { workspace } = configSchema.parse({ workspace: { root } });
@@ -28,53 +29,89 @@ afterEach(() => {
   rmSync(base, { recursive: true, force: true });
 });
 
-const changes = (count: number, listener: { calls: number }, timeoutMs = 3000) =>
-  new Promise<void>((resolve, reject) => {
-    const started = Date.now();
-    const poll = setInterval(() => {
-      if (listener.calls >= count) {
-        clearInterval(poll);
-        resolve();
-      } else if (Date.now() - started > timeoutMs) {
-        clearInterval(poll);
-        reject(new Error(`saw ${listener.calls} changes, wanted ${count}`));
-      }
-    }, 10);
-  });
+/**
+ * A listener that counts its calls; `reach(n)` resolves once it has been called n times. The file system's
+ * events are real, so the wait is bounded (3 s) rather than timed.
+ */
+function counter() {
+  const waiters = new Set<() => void>();
+  const seen = {
+    calls: 0,
+    listener: () => {
+      seen.calls++;
+      for (const wake of [...waiters]) wake();
+    },
+    reach: (count: number, timeoutMs = 3000) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(wake);
+          reject(new Error(`saw ${seen.calls} changes, wanted ${count}`));
+        }, timeoutMs);
+        const wake = () => {
+          if (seen.calls < count) return;
+          clearTimeout(timer);
+          waiters.delete(wake);
+          resolve();
+        };
+        waiters.add(wake);
+        wake();
+      }),
+  };
+  return seen;
+}
+
+/**
+ * Waits until a change to dir/c.txt, made now, has been reported: events of one directory arrive in order
+ * and wait the same debounce, so anything an earlier change would have reported has been reported by then.
+ * A check that nothing was reported, without a guess at how long to wait for it.
+ */
+async function barrier(watcher: FileWatcher): Promise<void> {
+  const seen = counter();
+  const stop = await watcher.watch(sandbox, 'workspace:///dir/c.txt', seen.listener);
+  try {
+    writeFileSync(path.join(root, 'dir/c.txt'), `barrier ${Math.random()}`);
+    await seen.reach(1);
+  } finally {
+    stop();
+  }
+}
 
 describe('FileWatcher', () => {
   it('reports a change to a watched file, including a replacement by rename (an atomic write)', async () => {
-    const seen = { calls: 0 };
-    await watcher.watch(sandbox, 'workspace:///dir/a.txt', () => seen.calls++);
+    const seen = counter();
+    await watcher.watch(sandbox, 'workspace:///dir/a.txt', seen.listener);
     writeFileSync(path.join(root, 'dir/a.txt'), 'two');
-    await changes(1, seen);
+    await seen.reach(1);
     writeFileSync(path.join(root, 'dir/.tmp'), 'three');
     renameSync(path.join(root, 'dir/.tmp'), path.join(root, 'dir/a.txt'));
-    await changes(2, seen);
+    await seen.reach(2);
   });
 
   it('ignores other files in the same directory and stops after unsubscribe', async () => {
-    const seen = { calls: 0 };
-    const stop = await watcher.watch(sandbox, 'workspace:///dir/a.txt', () => seen.calls++);
+    const seen = counter();
+    const stop = await watcher.watch(sandbox, 'workspace:///dir/a.txt', seen.listener);
     writeFileSync(path.join(root, 'dir/b.txt'), 'other');
-    await new Promise((r) => setTimeout(r, 100));
+    await barrier(watcher);
     expect(seen.calls).toBe(0);
     stop();
     expect(watcher.watchedDirectories).toBe(0);
+    // Someone else watches the same file from now on: its change reaches them, and not the listener that left.
+    const other = counter();
+    await watcher.watch(sandbox, 'workspace:///dir/a.txt', other.listener);
     writeFileSync(path.join(root, 'dir/a.txt'), 'after');
-    await new Promise((r) => setTimeout(r, 100));
+    await other.reach(1);
+    await barrier(watcher);
     expect(seen.calls).toBe(0);
   });
 
   it('calls one listener once per change however often it subscribed, until every subscription ends', async () => {
-    const seen = { calls: 0 };
-    const listener = () => seen.calls++;
-    const first = await watcher.watch(sandbox, 'workspace:///dir/a.txt', listener);
-    await watcher.watch(sandbox, 'workspace:///dir/a.txt', listener);
+    const seen = counter();
+    const first = await watcher.watch(sandbox, 'workspace:///dir/a.txt', seen.listener);
+    await watcher.watch(sandbox, 'workspace:///dir/a.txt', seen.listener);
     first();
     writeFileSync(path.join(root, 'dir/a.txt'), 'changed');
-    await changes(1, seen);
-    await new Promise((r) => setTimeout(r, 100));
+    await seen.reach(1);
+    await barrier(watcher);
     expect(seen.calls).toBe(1);
   });
 

@@ -107,21 +107,37 @@ describe('privacy', () => {
     const id = (first.structuredContent as { conversation_id: string }).conversation_id;
     expect(await turnCount(id)).toBe(1);
 
-    fake.enqueue({ ...fake.wire.text('too late'), delayMs: 1_500 });
+    // The model thinks until the test lets it answer.
+    let answer!: () => void;
+    const thinking = new Promise<void>((resolve) => (answer = resolve));
+    fake.enqueue({ ...fake.wire.text('too late'), heldUntil: thinking });
+    const asked = fake.requests.length;
     const cancel = new AbortController();
     const call = client.callTool(
       { name: 'converse', arguments: { prompt: 'a slow one', conversation_id: id } },
       { signal: cancel.signal },
     );
-    setTimeout(() => cancel.abort(), 300);
+    await fake.until(() => fake.requests.length === asked + 1); // the model is answering
+    cancel.abort();
     await expect(call).rejects.toThrow();
     await client.close();
-    // Past the model's reply: a turn that had been kept would be there by now.
-    await new Promise((resolve) => setTimeout(resolve, 1_800));
+    // The server gives the model request up: the turn ended without its answer.
+    await fake.until(() => fake.requests[asked]!.abandoned);
+    answer();
     expect(await turnCount(id)).toBe(1);
     const history = (await (await fetch(`${origin}/v1/conversations/${id}`)).json()) as {
       turns: Array<{ prompt: string }>;
     };
     expect(history.turns.map((t) => t.prompt)).toEqual(['hello']);
+    // The next turn takes the conversation's lock only once the cancelled one has let it go, so nothing
+    // of that one can be written after this.
+    fake.enqueue(fake.wire.text('third answer'));
+    const next = await connect();
+    await next.callTool({ name: 'converse', arguments: { prompt: 'next', conversation_id: id } });
+    await next.close();
+    const after = (await (await fetch(`${origin}/v1/conversations/${id}`)).json()) as {
+      turns: Array<{ prompt: string }>;
+    };
+    expect(after.turns.map((t) => t.prompt)).toEqual(['hello', 'next']);
   });
 });

@@ -11,6 +11,7 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import type { ConverseAnswer as Answer } from '../../src/agent/agent.service.js';
 import { KeyStore } from '../../src/auth/key-store.js';
 import type { HttpServer } from '../../src/main.js';
+import { RUNTIME, type Runtime } from '../../src/runtime.js';
 import { startTestServer } from '../support/http-server.js';
 
 let base: string;
@@ -62,15 +63,12 @@ async function turnsOf(id: string, who: keyof typeof key = 'alice'): Promise<num
   return ((await response.json()) as { turns: unknown[] }).turns.length;
 }
 
-/** The audit log once it holds a line with `needle` (records are appended asynchronously). */
+/** The audit log, once it holds a line with `needle`: records are appended asynchronously, so flush first. */
 async function auditWith(needle: string): Promise<string> {
-  const file = path.join(base, 'data/audit/audit.jsonl');
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const text = readFileSync(file, 'utf8');
-    if (text.includes(needle)) return text;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`no audit record with ${needle}`);
+  await server.app.get<Runtime>(RUNTIME).audit.flush();
+  const text = readFileSync(path.join(base, 'data/audit/audit.jsonl'), 'utf8');
+  if (!text.includes(needle)) throw new Error(`no audit record with ${needle}`);
+  return text;
 }
 
 async function connect(who: keyof typeof key): Promise<Client> {

@@ -357,9 +357,13 @@ describe('resource updates reach only listeners that may read the file in their 
       writeFileSync(path.join(base, 'other/notes.txt'), 'other notes, changed\n');
       while (heard.elsewhere?.length === 0 && Date.now() - started < 5_000)
         await new Promise((r) => setTimeout(r, 20));
-      await new Promise((r) => setTimeout(r, 200));
+      // Rather than a pause for strays: the shared file changes again. The server tells the reader a change
+      // event and a debounce after anything it sent, to any stream, about the first two.
+      writeFileSync(path.join(base, 'ws/notes.txt'), 'shared notes, changed again\n');
+      while (heard.reader?.length === 1 && Date.now() - started < 5_000)
+        await new Promise((r) => setTimeout(r, 20));
       expect(heard).toEqual({
-        reader: ['workspace:///notes.txt'],
+        reader: ['workspace:///notes.txt', 'workspace:///notes.txt'],
         elsewhere: ['workspace:///notes.txt'],
         writer: [],
       });

@@ -1,9 +1,12 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { KeyStore } from '../../src/auth/key-store.js';
 import type { HttpServer } from '../../src/main.js';
+import { RUNTIME, type Runtime } from '../../src/runtime.js';
 import { postMcp, startTestServer } from '../support/http-server.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 
@@ -25,9 +28,8 @@ async function server(overrides: Record<string, unknown>): Promise<HttpServer> {
 
 beforeAll(async () => {
   base = mkdtempSync(path.join(os.tmpdir(), 'bastion-limits-'));
-  mkdirSync(path.join(base, 'ws', 'tree'), { recursive: true });
-  for (let i = 0; i < 2_000; i++)
-    writeFileSync(path.join(base, 'ws', 'tree', `f${i}.txt`), 'nothing to see\n'.repeat(500));
+  mkdirSync(path.join(base, 'ws'), { recursive: true });
+  writeFileSync(path.join(base, 'ws', 'notes.txt'), 'nothing to see\n');
   keys = new KeyStore(path.join(base, 'keys.json'));
   for (const name of ['alice', 'bob', 'carol', 'dave'])
     key[name] = `Bearer ${(await keys.create({ client: name, scopes: ['files:read'], tier: 'small' })).key}`;
@@ -73,33 +75,45 @@ describe('rate limits', () => {
   });
 
   it('cap the requests one principal has in flight', async () => {
-    const { url } = await server({
+    const { url, app } = await server({
       rateLimit: {
         tiers: { default: { requests: 100, maxInFlight: 8 }, small: { requests: 100, maxInFlight: 1 } },
       },
     });
-    const long = await postMcp(
-      url,
-      {
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'tools/call',
-        params: {
-          name: 'grep_files',
-          arguments: { pattern: 'never', path: 'tree' },
-          _meta: { progressToken: 1 },
-        },
-      },
-      key.carol,
+    const { watcher } = app.get<Runtime>(RUNTIME).surface;
+    // A 2026-07-28 listen stream with a resource subscription stays open until the client closes it: it is
+    // the one request carol has in flight for as long as the test holds it.
+    const client = new Client({ name: 'carol', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(url), {
+        requestInit: { headers: { authorization: key.carol as string } },
+      }),
     );
-    const reader = (long.body as ReadableStream<Uint8Array>).getReader();
-    await reader.read(); // the call is running
-    await expectLimited(await postMcp(url, ping(2), key.carol), /too many requests in flight/);
-    expect((await postMcp(url, ping(3), key.dave)).status).toBe(200);
-    while (!(await reader.read()).done);
+    try {
+      const listen = await client.listen({ resourceSubscriptions: ['workspace:///notes.txt'] });
+      expect(listen.honoredFilter.resourceSubscriptions).toEqual(['workspace:///notes.txt']);
+      expect(watcher.watchedDirectories).toBe(1); // the stream is open on the server
+      await expectLimited(await postMcp(url, ping(2), key.carol), /too many requests in flight/);
+      expect((await postMcp(url, ping(3), key.dave)).status).toBe(200);
+      await listen.close();
+      // The server ends the stream, and gives its slot back, when it sees the connection close: the same
+      // event stops the stream's watch, so once that has gone the slot has too.
+      await untilServer(() => watcher.watchedDirectories === 0);
+    } finally {
+      await client.close();
+    }
     expect((await postMcp(url, ping(4), key.carol)).status).toBe(200);
   });
 });
+
+/** Polls, on a short bounded deadline, until the server has handled what a client's socket just did. */
+async function untilServer(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`the server did not react within ${timeoutMs} ms`);
+    await sleep(5);
+  }
+}
 
 describe('rate limits in Redis', () => {
   let redis: RedisServer;

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { verifyAuditLog } from '../../src/observability/audit-record.js';
 import { spawnServer, type CliServer } from '../support/cli-server.js';
 import { postMcp } from '../support/http-server.js';
+import { waitFor } from '../support/processes.js';
 
 const FILES = 3_000;
 
@@ -64,16 +65,20 @@ async function readEvents(
 describe('a long tool call', () => {
   it('leaves the server answering other requests while it runs', async () => {
     const order: string[] = [];
-    const grep = postMcp(url, {
+    const call = await postMcp(url, {
       jsonrpc: '2.0',
       id: 1,
       method: 'tools/call',
-      params: { name: 'grep_files', arguments: { pattern: 'never-present', path: 'tree' } },
-    }).then(async (response) => {
-      await response.text();
-      order.push('grep');
+      params: {
+        name: 'grep_files',
+        arguments: { pattern: 'never-present', path: 'tree' },
+        _meta: { progressToken: 'running' },
+      },
     });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const reader = (call.body as ReadableStream<Uint8Array>).getReader();
+    // The first progress notification proves the call is running (rather than a pause that hopes it is).
+    await readEvents(reader, (m) => m.method === 'notifications/progress');
+    const grep = readEvents(reader, (m) => m.id === 1).then(() => order.push('grep'));
     const live = fetch(new URL('/health/live', url)).then(() => order.push('live'));
     await Promise.all([grep, live]);
     expect(order).toEqual(['live', 'grep']);
@@ -99,7 +104,8 @@ describe('graceful shutdown', () => {
     await readEvents(reader, (m) => m.method === 'notifications/progress');
 
     child.kill('SIGTERM');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // It stops taking work in the step that logs this: wait for the process to take the signal, not a guess.
+    await waitFor('the server takes SIGTERM', () => server.stdout().includes('"msg":"shutting down"'), 5_000);
     const ready = await fetch(new URL('/health/ready', url));
     expect(ready.status).toBe(503);
     expect(await ready.json()).toEqual({ status: 'unavailable' });

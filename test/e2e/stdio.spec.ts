@@ -184,8 +184,13 @@ describe('bastion stdio', () => {
 
       await client.unsubscribeResource({ uri: 'workspace:///top.txt' });
       await client.callTool({ name: 'write_file', arguments: { path: 'top.txt', content: 'again\n' } });
-      await new Promise((r) => setTimeout(r, 300));
-      expect(updated).toHaveLength(1);
+      // A barrier rather than a pause: a file in the same directory, changed after, is reported after any
+      // report of that write would have been (one directory's events arrive in order, with one debounce).
+      writeFileSync(path.join(ws.root, 'barrier.txt'), 'barrier\n');
+      await client.subscribeResource({ uri: 'workspace:///barrier.txt' });
+      await client.callTool({ name: 'write_file', arguments: { path: 'barrier.txt', content: 'moved\n' } });
+      await waitFor(() => updated.length > 1);
+      expect(updated).toEqual(['workspace:///top.txt', 'workspace:///barrier.txt']);
 
       await expect(client.subscribeResource({ uri: 'workspace:///missing.txt' })).rejects.toThrow(
         /not found/i,

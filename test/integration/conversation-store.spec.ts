@@ -1,7 +1,10 @@
 /**
  * One contract for every ConversationStore: SQLite on a real temp file, Redis on a real redis-server. Time
  * comes from an injected clock, so expiry is tested without sleeping. Each Redis case gets two stores on two
- * connections (two "processes"); SQLite, used by one process, gets the same store twice.
+ * connections (two "processes"); SQLite, used by one process, gets the same store twice. Turn-lock waits here
+ * are a few tens of ms; a Redis lease runs out by Redis's own clock, so the two cases that need one wait on
+ * that clock for a lease or two. Lease, renewal and wait timings are checked to the millisecond on a fake
+ * clock in src/conversations (the SQLite store's spec and the turn queue's).
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -18,7 +21,7 @@ import type { ConversationStore } from '../../src/conversations/conversation.sto
 import { RedisConversationStore } from '../../src/conversations/conversation.store.redis.js';
 import { SqliteConversationStore } from '../../src/conversations/conversation.store.sqlite.js';
 import { TurnQueue } from '../../src/conversations/turn-queue.js';
-import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { redisNow, startRedis, untilRedisClock, type RedisServer } from '../support/redis-server.js';
 
 const RETENTION_MS = 60 * 60_000;
 const [ALICE, BOB] = ['alice', 'bob'];
@@ -391,9 +394,10 @@ describe('sqlite conversation store', () => {
 describe('redis conversation store', () => {
   let harness: ReturnType<typeof redisHarness>;
   const key = (suffix: string) => `${harness.keyPrefix}${suffix}`;
+  const LEASE_MS = 150;
   beforeEach(() => {
     clock.at = Date.now();
-    harness = redisHarness(150);
+    harness = redisHarness(LEASE_MS);
   });
   afterEach(() => harness.close());
 
@@ -409,17 +413,20 @@ describe('redis conversation store', () => {
   });
 
   it('renews the lease while a slow turn runs, so another process cannot take the lock', async () => {
+    // Redis expires the lock by its own clock, which no fake clock reaches: the turn outlives two 150 ms
+    // leases by Redis's clock. The renewal schedule itself is timed on a fake clock in the SQLite store's spec.
     const id = randomUUID();
-    const slow = harness.store.withTurnLock(id, { waitMs: 0 }, () => sleep(450)); // lease: 150 ms
-    await sleep(320);
-    const thief = harness.other.withTurnLock(id, { waitMs: 30 }, async () => 'stolen');
+    const release = await holdLock(harness.store, id);
+    await untilRedisClock(harness.redis, await redisNow(harness.redis), 2 * LEASE_MS);
+    const thief = harness.other.withTurnLock(id, { waitMs: 0 }, async () => 'stolen');
     await expect(thief).rejects.toBeInstanceOf(ConversationBusy);
-    await slow;
+    await release();
   });
 
   it('takes over the lock of a crashed holder once its lease runs out', async () => {
     const id = randomUUID();
-    await harness.redis.set(key(`lock:${id}`), 'dead-process', 'PX', 100);
+    // Expired by Redis's clock: a 50 ms lease left behind.
+    await harness.redis.set(key(`lock:${id}`), 'dead-process', 'PX', 50);
     await expect(harness.other.withTurnLock(id, { waitMs: 2_000 }, async () => 'mine')).resolves.toBe('mine');
   });
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import pino, { type Logger } from 'pino';
@@ -17,6 +17,7 @@ import { ToolRegistry } from '../../src/tools/tool-registry.js';
 import { workspaceTools } from '../../src/workspace/workspace.tools.js';
 import { TestUpstream } from '../support/upstream-server.js';
 import { createWorkspaceFixture, textOf, type WorkspaceFixture } from '../support/workspace-fixture.js';
+import { advanceUntil, track, untilReal, useFakeClock } from '../support/fake-clock.js';
 import { alive, childrenOf, waitFor } from '../support/processes.js';
 
 const MEMORY_SERVER = path.resolve('node_modules/@modelcontextprotocol/server-memory/dist/index.js');
@@ -427,17 +428,6 @@ describe('an HTTP upstream', () => {
     expect(statusOf(h.gateway, 'web').state).toBe('up');
   });
 
-  it('retries a read-only tool once after a failed attempt', async () => {
-    const echoes = upstream.calls.echo ?? 0;
-    const before = toolCalls();
-    upstream.failNext(1);
-    const result = await h.call('web_echo', { text: 'second time lucky' });
-    expect(result.isError).toBeUndefined();
-    expect(textOf(result)).toBe('second time lucky');
-    expect(upstream.calls.echo).toBe(echoes + 1);
-    expect(toolCalls()).toBe(before + 2);
-  });
-
   it('does not retry a tool that is neither read-only nor idempotent', async () => {
     const writes = upstream.calls.write ?? 0;
     const before = toolCalls();
@@ -466,20 +456,6 @@ describe('an HTTP upstream', () => {
     expect(upstream.calls.hang).toBe(hangs + 1);
   });
 
-  it('times out a call and cancels it upstream, without a retry', async () => {
-    const cancelled = upstream.cancelled;
-    const hangs = upstream.calls.hang ?? 0;
-    const started = Date.now();
-    const result = await h.call('web_hang', {});
-    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
-    expect(result.isError).toBe(true);
-    expect(textOf(result)).toBe(
-      'web_hang timed out: the upstream web did not answer within 1s (request gateway-test).',
-    );
-    await waitFor('the upstream sees the cancellation', () => upstream.cancelled === cancelled + 1);
-    expect(upstream.calls.hang).toBe(hangs + 1);
-  });
-
   it('passes progress from the upstream to the caller', async () => {
     const updates: ProgressUpdate[] = [];
     const result = await h.call(
@@ -496,11 +472,75 @@ describe('an HTTP upstream', () => {
   });
 });
 
-describe('the circuit breaker of an HTTP upstream', () => {
+describe('an HTTP upstream, its timeout and retry backoff on a fake clock', () => {
   let upstream: TestUpstream;
   let h: Harness;
 
+  // The gateway's timers (call timeouts, retry backoff, health checks) are all fake from its start; the
+  // HTTP to the upstream stays real.
   beforeAll(async () => {
+    useFakeClock();
+    upstream = await TestUpstream.start();
+    h = await startHarness({
+      web: { url: upstream.url, pool: 2, timeoutMs: 1000, maxRetries: 1, healthCheckIntervalMs: 1000 },
+    });
+    await untilReal('web is up', () => statusOf(h.gateway, 'web').state === 'up');
+  });
+
+  afterAll(async () => {
+    await h?.close();
+    await upstream?.close();
+    jest.useRealTimers();
+  });
+
+  const toolCalls = () => upstream.requests.filter((r) => r.rpc === 'tools/call').length;
+
+  it('retries a read-only tool once after a failed attempt', async () => {
+    const echoes = upstream.calls.echo ?? 0;
+    const before = toolCalls();
+    upstream.failNext(1);
+    const result = track(h.call('web_echo', { text: 'second time lucky' }));
+    await untilReal('the first attempt fails', () => toolCalls() === before + 1);
+    // The retry waits out its backoff (exponential from 200 ms, with jitter) on the fake clock.
+    const waited = await advanceUntil('retried', () => toolCalls() === before + 2);
+    expect(waited).toBeGreaterThan(0);
+    const outcome = await result.promise;
+    expect(outcome.isError).toBeUndefined();
+    expect(textOf(outcome)).toBe('second time lucky');
+    expect(upstream.calls.echo).toBe(echoes + 1);
+    expect(toolCalls()).toBe(before + 2);
+  });
+
+  it('times out a call and cancels it upstream, without a retry', async () => {
+    const cancelled = upstream.cancelled;
+    const hangs = upstream.calls.hang ?? 0;
+    const before = toolCalls();
+    const result = track(h.call('web_hang', {}));
+    await untilReal('the hang call reaches the upstream', () => (upstream.calls.hang ?? 0) === hangs + 1);
+    await jest.advanceTimersByTimeAsync(999);
+    expect(result.settled).toBe(false);
+    await jest.advanceTimersByTimeAsync(1);
+    await untilReal('the call times out', () => result.settled, 5_000);
+    const outcome = await result.promise;
+    expect(outcome.isError).toBe(true);
+    expect(textOf(outcome)).toBe(
+      'web_hang timed out: the upstream web did not answer within 1s (request gateway-test).',
+    );
+    await untilReal('the upstream sees the cancellation', () => upstream.cancelled === cancelled + 1);
+    // No retry, however long one would have waited.
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(upstream.calls.hang).toBe(hangs + 1);
+    expect(toolCalls()).toBe(before + 1);
+  });
+});
+
+describe('the circuit breaker of an HTTP upstream, on a fake clock', () => {
+  let upstream: TestUpstream;
+  let h: Harness;
+
+  // Its pause, health checks and restart backoff run on the fake clock from the gateway's start.
+  beforeAll(async () => {
+    useFakeClock();
     upstream = await TestUpstream.start();
     h = await startHarness({
       flaky: {
@@ -513,23 +553,24 @@ describe('the circuit breaker of an HTTP upstream', () => {
         healthCheckIntervalMs: 1000,
       },
     });
-    await untilUp(h.gateway, 'flaky');
+    await untilReal('flaky is up', () => statusOf(h.gateway, 'flaky').state === 'up');
   });
 
   afterAll(async () => {
     await h?.close();
     await upstream?.close();
+    jest.useRealTimers();
   });
 
   it('does not hold cancelled calls against the upstream', async () => {
     for (let i = 1; i <= 3; i++) {
       const controller = new AbortController();
       const pending = h.call('flaky_hang', {}, { signal: controller.signal });
-      await waitFor('the hang call reaches the upstream', () => upstream.calls.hang === i);
+      await untilReal('the hang call reaches the upstream', () => upstream.calls.hang === i);
       controller.abort();
       expect(textOf(await pending)).toBe('flaky_hang was cancelled or timed out.');
     }
-    await waitFor('the upstream sees the cancellations', () => upstream.cancelled === 3);
+    await untilReal('the upstream sees the cancellations', () => upstream.cancelled === 3);
     expect(statusOf(h.gateway, 'flaky').circuit).toBe('closed');
     expect(h.names()).toContain('flaky_hang');
     expect(await metric('bastion_upstream_calls_total', { upstream: 'flaky', outcome: 'cancelled' })).toBe(3);
@@ -538,14 +579,15 @@ describe('the circuit breaker of an HTTP upstream', () => {
   it('hides the tools while the upstream fails, and offers them again once it answers', async () => {
     expect(h.names()).toContain('flaky_echo');
     upstream.failNext(1000);
-    await waitFor('the flaky circuit opens', async () => {
+    // breakerFailures failed calls in a row open it.
+    for (let i = 0; i < 3; i++) {
+      expect(statusOf(h.gateway, 'flaky').circuit).toBe('closed');
       const result = await h.call('flaky_write', { value: 'x' });
       expect(result.isError).toBe(true);
       expect(textOf(result)).toBe(
         'flaky_write failed: the upstream flaky answered HTTP 503 (request gateway-test).',
       );
-      return statusOf(h.gateway, 'flaky').circuit === 'open';
-    });
+    }
     expect(upstream.calls.write).toBeUndefined();
     expect(statusOf(h.gateway, 'flaky').circuit).toBe('open');
     expect(h.names().some((n) => n.startsWith('flaky_'))).toBe(false);
@@ -560,7 +602,12 @@ describe('the circuit breaker of an HTTP upstream', () => {
     expect(upstream.requests.length).toBe(requests);
 
     upstream.failNext(0);
-    await waitFor('the flaky tools are back', () => h.names().includes('flaky_echo'), 5000);
+    // The health check that tries the circuit again comes exactly breakerHalfOpenMs after it opened.
+    await jest.advanceTimersByTimeAsync(299);
+    expect(h.names()).not.toContain('flaky_echo');
+    expect(upstream.requests.length).toBe(requests);
+    await jest.advanceTimersByTimeAsync(1);
+    await untilReal('the flaky tools are back', () => h.names().includes('flaky_echo'), 5000);
     expect(statusOf(h.gateway, 'flaky')).toMatchObject({ state: 'up', circuit: 'closed', restarts: 0 });
     expect(await metric('bastion_upstream_circuit_open', { upstream: 'flaky' })).toBe(0);
     expect(await metric('bastion_upstream_tools', { upstream: 'flaky' })).toBeGreaterThan(0);
@@ -571,10 +618,12 @@ describe('the circuit breaker of an HTTP upstream', () => {
     const port = Number(new URL(upstream.url).port);
     await upstream.close();
     upstream = await TestUpstream.start(port);
-    await waitFor(
-      'calls reach the restarted upstream',
-      async () => textOf(await h.call('flaky_echo', { text: 'again' })) === 'again',
-      10_000,
+    // Failed checks open the circuit, the check after its pause replaces the connection, the restart waits
+    // out its backoff: all on the fake clock, stepped while the calls go over real HTTP.
+    await advanceUntil('calls reach the restarted upstream', async () =>
+      statusOf(h.gateway, 'flaky').state === 'up' && h.names().includes('flaky_echo')
+        ? textOf(await h.call('flaky_echo', { text: 'again' })) === 'again'
+        : false,
     );
     expect(upstream.sessionCount).toBe(1);
     expect(statusOf(h.gateway, 'flaky')).toMatchObject({ state: 'up', circuit: 'closed', restarts: 1 });
@@ -591,6 +640,8 @@ describe('upstreams that are disabled, missing, or closed', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('skips a disabled upstream, keeps retrying a missing command, and closes every process', async () => {
+    // The retries of the missing command wait on the fake clock; starting processes stays real.
+    useFakeClock();
     const late = path.join(dir, 'late-node');
     const h = await startHarness({
       off: { command: process.execPath, args: [MEMORY_SERVER], disabled: true },
@@ -616,18 +667,23 @@ describe('upstreams that are disabled, missing, or closed', () => {
       expect(missing.pid).toBeUndefined();
       expect(statusOf(h.gateway, 'kept').state).toBe('up');
 
-      // The command appears: the next retry starts it.
+      // The command appears: the next retry, its backoff (500 ms after the first failure) over, starts it.
       symlinkSync(process.execPath, late);
-      await waitFor('the late upstream comes up', () => statusOf(h.gateway, 'late').state === 'up', 8000);
+      await jest.advanceTimersByTimeAsync(499);
+      expect(statusOf(h.gateway, 'late')).toMatchObject({ state: 'down', tools: [] });
+      await jest.advanceTimersByTimeAsync(1);
+      await untilReal('the late upstream comes up', () => statusOf(h.gateway, 'late').state === 'up', 8000);
       expect(h.names()).toContain('late_read_graph');
       expect(statusOf(h.gateway, 'late').lastError).toBeUndefined();
 
       const pids = h.gateway.status().flatMap((s) => (s.pid === undefined ? [] : [s.pid]));
       expect(pids).toHaveLength(2);
+      jest.useRealTimers();
       await h.gateway.close();
       expect(h.gateway.status().map((s) => s.state)).toEqual(['closed', 'closed', 'closed']);
       for (const pid of pids) await waitFor(`process ${pid} is gone`, () => !alive(pid), 5000);
     } finally {
+      jest.useRealTimers();
       await h.close();
     }
   });

@@ -27,12 +27,11 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { localPrincipal } from '../../src/auth/principal.js';
 import { DEFAULT_DENY_PATTERNS } from '../../src/config/config.schema.js';
 import type { ToolResult } from '../../src/tools/tool.js';
-import { fdLocator, inodeLocator, O } from '../../src/workspace/fd-locator.js';
+import { fdLocator, inodeLocator, O, type FdLocator } from '../../src/workspace/fd-locator.js';
 import { Sandbox } from '../../src/workspace/sandbox.js';
 import { quote } from '../../src/workspace/sandbox.errors.js';
 import { createWorkspaceFixture, textOf, type WorkspaceFixture } from '../support/workspace-fixture.js';
@@ -513,94 +512,79 @@ describe('hostile workspace: symbolic links', () => {
     },
     TEST_TIMEOUT,
   );
+});
 
-  it(
-    'parent directory swapped for a symlink to outside while reads and writes run (3 s race)',
-    async () => {
+/**
+ * The real locator, except that the first check of a descriptor under `swap/` first swaps that directory for
+ * a link to outside: the instant between the sandbox's resolution and open and its check of what was opened,
+ * which a racing attacker can only hope to hit. `swaps` tells that the check ran and the swap was made.
+ */
+function swapAtCheck(real: FdLocator): FdLocator & { swaps: number } {
+  const swap = inRoot('swap');
+  const locator = {
+    anchored: real.anchored,
+    swaps: 0,
+    locate(fd: number, expected: string): string | null {
+      if (locator.swaps === 0 && (expected === swap || expected.startsWith(`${swap}/`))) {
+        locator.swaps += 1;
+        renameSync(inRoot('swap'), inRoot('parked-dir'));
+        renameSync(inRoot('parked-link'), inRoot('swap'));
+      }
+      return real.locate(fd, expected);
+    },
+    child: (dirFd: number, dirReal: string, name: string): string => real.child(dirFd, dirReal, name),
+  };
+  return locator;
+}
+
+describe.each([
+  ['/proc/self/fd', fdLocator],
+  ['device and inode', inodeLocator],
+])('hostile workspace: parent swapped for a link out at the check (%s)', (_kind, real) => {
+  it.each<[string, Record<string, unknown>]>([
+    ['read_text_file', { path: 'swap/file.txt' }],
+    ['get_file_info', { path: 'swap/file.txt' }],
+    ['grep_files', { path: 'swap', pattern: 'inside' }],
+    ['list_directory', { path: 'swap' }],
+    ['write_file', { path: 'swap/file.txt', content: 'inside write\n' }],
+    ['edit_file', { path: 'swap/file.txt', edits: [{ oldText: 'inside', newText: 'edited' }] }],
+    ['delete_file', { path: 'swap/file.txt' }],
+    ['move_file', { source: 'swap/file.txt', destination: 'moved.txt' }],
+  ])(
+    '%s: refused as a race, nothing outside read or changed; the same call succeeds once swapped back',
+    async (name, args) => {
       const target = path.join(ws.outside, 'target');
       outsideFile('target/file.txt');
-      outsideFile('target/victim.txt');
-      outsideFile('target/outside-only.txt');
       mkdirSync(inRoot('swap'));
       writeFileSync(inRoot('swap/file.txt'), 'inside\n');
       symlinkSync(target, inRoot('parked-link'));
       arm();
-
-      let stop = false;
-      let flips = 0;
-      let intruders = 0;
-      // create_directory may legitimately recreate 'swap' in the instant it is missing: park such an
-      // intruder (inside the workspace) and carry on.
-      const place = (from: string, to: string): void => {
-        try {
-          renameSync(inRoot(from), inRoot(to));
-        } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code;
-          if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR')
-            throw error;
-          renameSync(inRoot(to), inRoot(`intruder-${intruders++}`));
-          renameSync(inRoot(from), inRoot(to));
-        }
-      };
-      // Mostly tight flips (to hit the windows between check and use), sometimes a 1 ms dwell (so that calls
-      // also complete in each state).
-      const dwell = (): Promise<unknown> => (flips % 4 === 0 ? sleep(1) : yieldToLoop());
-      const flipper = (async () => {
-        while (!stop) {
-          place('swap', 'parked-dir');
-          place('parked-link', 'swap');
-          await dwell();
-          place('swap', 'parked-link');
-          place('parked-dir', 'swap');
-          flips++;
-          await dwell();
-        }
-      })();
-
-      const ops: Array<() => Promise<Outcome>> = [
-        () => call('read_text_file', { path: 'swap/file.txt' }),
-        () => call('read_text_file', { path: 'swap/victim.txt' }),
-        () => call('write_file', { path: 'swap/file.txt', content: 'inside write\n' }),
-        () => call('write_file', { path: 'swap/victim.txt', content: 'inside victim\n' }),
-        () => call('delete_file', { path: 'swap/victim.txt' }),
-        () => call('list_directory', { path: 'swap' }),
-        () => call('create_directory', { path: 'swap/made' }),
-        () => call('get_file_info', { path: 'swap/outside-only.txt' }),
-        () => call('edit_file', { path: 'swap/file.txt', edits: [{ oldText: 'inside', newText: 'inside' }] }),
-      ];
-      const deadline = Date.now() + 3_000;
-      const worker = async (offset: number): Promise<void> => {
-        for (let i = offset; Date.now() < deadline; i++) {
-          await (ops[i % ops.length] as () => Promise<Outcome>)();
-        }
-      };
-      try {
-        await Promise.all([0, 1, 2, 3, 4, 5].map((k) => worker(k * 2)));
-      } finally {
-        stop = true;
-        await flipper;
-      }
-
-      const leaked = calls.filter(
-        (c) =>
-          c.text.includes(OUTSIDE_MARKER) ||
-          JSON.stringify(c.result.structuredContent ?? {}).includes(OUTSIDE_MARKER) ||
-          // only the outside target holds outside-only.txt: listing it or stating it means the call escaped
-          (!c.isError && c.name === 'list_directory' && c.text.includes('outside-only')) ||
-          (!c.isError && c.name === 'get_file_info'),
+      const locator = swapAtCheck(real);
+      const { limits } = ws.sandbox;
+      const sandbox = await Sandbox.create(
+        { root: ws.root, denyPatterns: DEFAULT_DENY_PATTERNS, limits, readOnly: false },
+        locator,
       );
-      expect(leaked.map((c) => ({ name: c.name, args: c.args, text: c.text.slice(0, 200) }))).toEqual([]);
-      const internal = calls.filter((c) => c.text.includes('internal error'));
-      expect(internal.map((c) => ({ name: c.name, args: c.args }))).toEqual([]);
-      // The race really happened: many flips, and calls both succeeded and were refused.
-      expect(flips).toBeGreaterThan(20);
-      // Layer three (check what was opened) was exercised, not only the name checks.
-      expect(calls.some((c) => c.text.includes('the path changed while it was being opened'))).toBe(true);
-      expect(calls.filter((c) => !c.isError).length).toBeGreaterThan(10);
-      expect(calls.filter((c) => c.isError).length).toBeGreaterThan(10);
-      expect(existsSync(path.join(target, 'made'))).toBe(false);
+
+      const raced = await call(name, args, { sandbox, principal: localPrincipal(false) });
+
+      expect(locator.swaps).toBe(1);
+      expectRefused(raced, /the path changed while it was being opened/);
       expect(readFileSync(path.join(target, 'file.txt'), 'utf8')).toContain(OUTSIDE_MARKER);
-      expect(readFileSync(path.join(target, 'victim.txt'), 'utf8')).toContain(OUTSIDE_MARKER);
+      // The directory that was resolved, now parked, was not touched either.
+      expect(readdirSync(inRoot('parked-dir'))).toEqual(['file.txt']);
+      expect(readFileSync(inRoot('parked-dir/file.txt'), 'utf8')).toBe('inside\n');
+
+      // Swapped back, with no swap at the check: the refusal was the swap's doing.
+      renameSync(inRoot('swap'), inRoot('parked-link'));
+      renameSync(inRoot('parked-dir'), inRoot('swap'));
+      const calm = await call(name, args, { sandbox, principal: localPrincipal(false) });
+      expect({ name, isError: calm.isError, text: calm.text }).toEqual({
+        name,
+        isError: false,
+        text: expect.any(String),
+      });
+      expect(locator.swaps).toBe(1);
     },
     TEST_TIMEOUT,
   );

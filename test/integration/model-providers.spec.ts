@@ -1,10 +1,11 @@
 /**
  * The Anthropic and OpenAI providers, through the real SDKs, against local servers speaking each wire
- * format; and ResilientProvider's retries, timeouts and circuit breaker around them. Waits are real but
- * short (a few hundred ms): what is asserted is that a wait happened, or that none did.
+ * format; and ResilientProvider's retries, timeouts and circuit breaker around them. The waits those impose
+ * (Retry-After, per-attempt timeouts, the breaker's pause) run on Jest's fake clock while the HTTP stays
+ * real: each is checked to the millisecond, and none is waited for. Other retries back off for the few ms
+ * of FAST.retryBaseMs on the real clock.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import type {
   CallResult,
   ModelMessage,
@@ -17,6 +18,7 @@ import { OpenAIProvider } from '../../src/agent/providers/openai.provider.js';
 import { ProviderError } from '../../src/agent/providers/provider.errors.js';
 import { ResilientProvider, type ResilienceOptions } from '../../src/agent/providers/resilient-provider.js';
 import type { CircuitStateName } from '../../src/common/circuit-state.js';
+import { track, untilReal, useFakeClock } from '../support/fake-clock.js';
 import { FakeModelServer, type WireFormat } from '../support/fake-model-server.js';
 
 const KEY = 'sk-test-key-0123';
@@ -175,9 +177,13 @@ describe.each([
   let circuit: CircuitStateName[];
   const ask = (provider: ModelProvider, signal = new AbortController().signal) =>
     provider.complete(request(subject, [{ role: 'user', text: 'Hello?' }]), signal);
-  const resilient = (options: Partial<ResilienceOptions> = {}, onRetry?: () => void) =>
+  const resilient = (
+    options: Partial<ResilienceOptions> = {},
+    onRetry?: () => void,
+    inner = subject.make(fake.baseUrl),
+  ) =>
     new ResilientProvider(
-      subject.make(fake.baseUrl),
+      inner,
       { ...FAST, ...options },
       {
         onRetry: (error, attempt, delayMs) => {
@@ -199,6 +205,15 @@ describe.each([
     retries = [];
     circuit = [];
   });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+  /** A provider whose next retry resolves `retried`: cockatiel sets the backoff timer before it says so. */
+  const retrying = (options: Partial<ResilienceOptions> = {}) => {
+    let retried!: () => void;
+    const next = new Promise<void>((resolve) => (retried = resolve));
+    return { provider: resilient(options, () => retried()), retried: next };
+  };
 
   it('runs a multi-step tool-use flow, sending the tools, the system prompt and every result back', async () => {
     const [a, b, c] = subject.ids;
@@ -253,26 +268,39 @@ describe.each([
   });
 
   it('retries a 429, waiting what retry-after-ms asks', async () => {
+    useFakeClock();
     fake.enqueue(
       fake.wire.error('rate_limited', { headers: { 'retry-after-ms': '300' } }),
       fake.wire.text('ok'),
     );
+    const { provider, retried } = retrying();
 
-    const reply = await ask(resilient());
+    const reply = track(ask(provider));
+    await retried;
+    await jest.advanceTimersByTimeAsync(299);
+    expect(fake.requests).toHaveLength(1);
+    expect(reply.settled).toBe(false);
+    await jest.advanceTimersByTimeAsync(1);
 
-    expect(reply.text).toBe('ok');
+    expect((await reply.promise).text).toBe('ok');
     expect(fake.requests).toHaveLength(2);
-    expect(fake.requests[1]!.at - fake.requests[0]!.at).toBeGreaterThanOrEqual(295);
+    expect(fake.requests[1]!.at - fake.requests[0]!.at).toBe(300);
     expect(retries).toEqual([{ code: 'provider_rate_limited', attempt: 1, delayMs: 300 }]);
   });
 
   it('retries an overloaded provider, waiting retry-after seconds', async () => {
+    useFakeClock();
     fake.enqueue(fake.wire.error('overloaded', { headers: { 'retry-after': '1' } }), fake.wire.text('ok'));
+    const { provider, retried } = retrying();
 
-    const reply = await ask(resilient());
+    const reply = track(ask(provider));
+    await retried;
+    await jest.advanceTimersByTimeAsync(999);
+    expect(fake.requests).toHaveLength(1);
+    await jest.advanceTimersByTimeAsync(1);
 
-    expect(reply.text).toBe('ok');
-    expect(fake.requests[1]!.at - fake.requests[0]!.at).toBeGreaterThanOrEqual(995);
+    expect((await reply.promise).text).toBe('ok');
+    expect(fake.requests[1]!.at - fake.requests[0]!.at).toBe(1000);
     expect(retries).toEqual([{ code: 'provider_unavailable', attempt: 1, delayMs: 1000 }]);
   });
 
@@ -312,22 +340,37 @@ describe.each([
   );
 
   it('gives up with provider_timeout when every attempt outlives the per-attempt timeout', async () => {
+    useFakeClock();
     fake.enqueue(
       { ...fake.wire.text('late'), delayMs: 1_500 },
       { ...fake.wire.text('late'), delayMs: 1_500 },
     );
-    const started = performance.now();
+    const provider = resilient({ timeoutMs: 150, retries: 1 });
 
-    const error = await failure(ask(resilient({ timeoutMs: 150, retries: 1 })));
+    const call = track(ask(provider));
+    await fake.until(() => fake.requests.length === 1);
+    await jest.advanceTimersByTimeAsync(149);
+    expect(retries).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1);
+    await untilReal('the first attempt has timed out', () => retries.length === 1);
+    await jest.advanceTimersByTimeAsync(retries[0]!.delayMs);
+    await fake.until(() => fake.requests.length === 2);
+    await jest.advanceTimersByTimeAsync(149);
+    expect(call.settled).toBe(false);
+    await jest.advanceTimersByTimeAsync(1);
+    const error = await failure(call.promise);
 
     expect(error.code).toBe('provider_timeout');
     expect(error.message).toBe(`The ${subject.format} API did not answer within 150 ms.`);
     expect(fake.requests).toHaveLength(2);
-    expect(performance.now() - started).toBeLessThan(1_000);
+    // Each attempt gave up at its timeout, long before the server would have answered.
+    expect(fake.requests[1]!.at - fake.requests[0]!.at).toBe(150 + retries[0]!.delayMs);
+    await fake.until(() => fake.requests.every((r) => r.abandoned));
     expect(retries).toEqual([{ code: 'provider_timeout', attempt: 1, delayMs: expect.any(Number) }]);
   });
 
   it('opens the circuit after consecutive failures, refuses without calling, and closes after a good call', async () => {
+    useFakeClock();
     const provider = resilient({ retries: 0, breakerFailures: 2, breakerHalfOpenMs: 200 });
     fake.enqueue(fake.wire.error('overloaded'), fake.wire.error('server_error'));
 
@@ -341,7 +384,11 @@ describe.each([
     expect(refused.message).toBe(`The ${subject.format} provider is failing; requests are paused for 1s.`);
     expect(fake.requests).toHaveLength(2);
 
-    await sleep(250);
+    // The pause is exact: 1 ms short of it the circuit still refuses without calling.
+    await jest.advanceTimersByTimeAsync(199);
+    expect((await failure(ask(provider))).code).toBe('provider_circuit_open');
+    expect(fake.requests).toHaveLength(2);
+    await jest.advanceTimersByTimeAsync(1);
     fake.enqueue(fake.wire.text('back'));
     expect((await ask(provider)).text).toBe('back');
     expect(provider.circuitState()).toBe('closed');
@@ -368,35 +415,44 @@ describe.each([
   });
 
   it('stops at once when the caller aborts during a backoff: no waiting, no further attempt', async () => {
+    useFakeClock();
     const controller = new AbortController();
     const reason = new Error('cancelled by the user');
     fake.enqueue(
       fake.wire.error('rate_limited', { headers: { 'retry-after-ms': '600' } }),
       fake.wire.text('no'),
     );
-    const started = performance.now();
+    const inner = subject.make(fake.baseUrl);
+    const attempts = jest.spyOn(inner, 'complete');
 
+    // Aborted once the backoff timer is set; the fake clock never moves, so any wait would hang here.
     const call = ask(
-      resilient({}, () => setTimeout(() => controller.abort(reason), 20)),
+      resilient({}, () => controller.abort(reason), inner),
       controller.signal,
     );
 
     await expect(call).rejects.toBe(reason);
-    expect(performance.now() - started).toBeLessThan(400);
-    await sleep(700); // past the backoff: the attempt it scheduled must not reach the server
+    expect(attempts).toHaveBeenCalledTimes(1);
+    // Past the backoff: the attempt it scheduled sees the abort and never calls the provider.
+    await jest.advanceTimersByTimeAsync(600);
+    expect(attempts).toHaveBeenCalledTimes(1);
     expect(fake.requests).toHaveLength(1);
   });
 
   it('stops at once when the caller aborts a request in flight, rethrowing their reason unchanged', async () => {
+    useFakeClock();
     const controller = new AbortController();
     const reason = new Error('turn deadline');
     fake.enqueue({ ...fake.wire.text('late'), delayMs: 2_000 });
-    setTimeout(() => controller.abort(reason), 100);
-    const started = performance.now();
 
-    await expect(ask(resilient(), controller.signal)).rejects.toBe(reason);
-    expect(performance.now() - started).toBeLessThan(600);
+    const call = ask(resilient(), controller.signal);
+    await fake.until(() => fake.requests.length === 1);
+    controller.abort(reason);
+
+    // The fake clock never moves: the call ends without waiting for the answer or any timer.
+    await expect(call).rejects.toBe(reason);
     expect(fake.requests).toHaveLength(1);
+    await fake.until(() => fake.requests[0]!.abandoned);
     expect(retries).toEqual([]);
   });
 

@@ -184,14 +184,20 @@ describe('while Redis is down', () => {
 describe('a turn under way when Redis dies', () => {
   it('ends with a 503, stores no part of the turn, and leaves its lock to a lease', async () => {
     const id = await startConversation();
-    // The model answers slowly; Redis goes away while it thinks.
-    fake.enqueue({ ...anthropicWire.text('too late'), delayMs: 800 });
-    const pending = timed(() => say(id, 'a slow prompt'));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Redis goes away while the model thinks; the model answers once it has.
+    let answer!: () => void;
+    const thinking = new Promise<void>((resolve) => (answer = resolve));
+    fake.enqueue({ ...anthropicWire.text('too late'), heldUntil: thinking });
+    const asked = fake.requests.length;
+    const pending = say(id, 'a slow prompt');
+    await fake.until(() => fake.requests.length === asked + 1);
     await redis.stop();
-    const { value: response, ms } = await pending;
+    const { value: response, ms } = await timed(async () => {
+      answer();
+      return pending;
+    });
     expect(response.status).toBe(503);
-    expect(ms).toBeLessThan(800 + FAST_MS);
+    expect(ms).toBeLessThan(FAST_MS);
 
     await redis.start();
     expect(await untilReady()).toBe(200);

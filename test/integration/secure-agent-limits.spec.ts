@@ -2,12 +2,12 @@
  * The real SecureAgent, as the runtime assembles it, against fake model servers through the real SDKs: the
  * limits that end a turn (model requests, wall time, bytes of tool output), provider failures as a caller
  * sees them (refused key, rate limit, open circuit), and cancellation, which never leaves half a turn.
- * Waits are real but short. The tool loop and the Supervisor are in secure-agent.spec.ts.
+ * The turn's time limit and the wait a 429 asks for run on Jest's fake clock while the HTTP stays real. The
+ * tool loop and the Supervisor are in secure-agent.spec.ts.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { ProviderError } from '../../src/agent/providers/provider.errors.js';
 import { TurnCancelled } from '../../src/agent/secure-agent.js';
 import { localPrincipal } from '../../src/auth/principal.js';
@@ -16,6 +16,7 @@ import {
   type AgentHarness as Harness,
   type AgentSettings,
 } from '../support/agent-harness.js';
+import { track, untilReal, useFakeClock } from '../support/fake-clock.js';
 import { FakeModelServer } from '../support/fake-model-server.js';
 
 const OWNER = localPrincipal(false);
@@ -46,10 +47,6 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
   );
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await sleep(5);
-}
-
 describe.each([['anthropic' as const], ['openai' as const]])(
   'SecureAgent limits and failures on %s',
   (format) => {
@@ -66,6 +63,7 @@ describe.each([['anthropic' as const], ['openai' as const]])(
     });
     beforeEach(() => fake.reset());
     afterEach(async () => {
+      jest.useRealTimers();
       await h?.close();
       h = undefined;
     });
@@ -92,18 +90,24 @@ describe.each([['anthropic' as const], ['openai' as const]])(
       });
 
       it('ends the turn with the time-limit answer, promptly, when the model outlives turnTimeMs', async () => {
-        await start({ limits: { turnTimeMs: 1_000 } });
-        fake.enqueue({ ...fake.wire.text('Too late.'), delayMs: 10_000 });
-        const started = performance.now();
+        // A limit no real clock would reach during the test: only the fake one can end this turn.
+        await start({ limits: { turnTimeMs: 60_000 }, resilience: { timeoutMs: 120_000 } });
+        fake.enqueue({ ...fake.wire.text('Too late.'), delayMs: 120_000 });
+        useFakeClock();
 
-        const answer = await h!.converse('Take your time.');
+        const pending = track(h!.converse('Take your time.'));
+        await fake.until(() => fake.requests.length === 1);
+        await jest.advanceTimersByTimeAsync(59_999);
+        expect(pending.settled).toBe(false);
+        await jest.advanceTimersByTimeAsync(1);
+        await untilReal('the turn ends at its deadline', () => pending.settled, 5_000);
+        const answer = await pending.promise;
 
-        const elapsed = performance.now() - started;
-        expect(answer.answer).toMatch(/^I ran out of time \(1s per turn\) before finishing/);
+        expect(answer.answer).toMatch(/^I ran out of time \(60s per turn\) before finishing/);
         expect(answer.steps).toEqual([]);
-        expect(elapsed).toBeGreaterThanOrEqual(950);
-        expect(elapsed).toBeLessThan(2_000);
         expect(fake.requests).toHaveLength(1);
+        // The model request was given up at the deadline, not answered.
+        await fake.until(() => fake.requests[0]!.abandoned);
       });
 
       it('cuts each tool result to maxResultBytes and the turn to maxToolOutputBytes, saying so', async () => {
@@ -163,13 +167,21 @@ describe.each([['anthropic' as const], ['openai' as const]])(
           fake.wire.error('rate_limited', { headers: { 'retry-after-ms': '100' } }),
           fake.wire.text('Hello after the wait.'),
         );
+        useFakeClock();
 
-        const answer = await h!.converse('Hello?');
+        const pending = track(h!.converse('Hello?'));
+        // Counted when the 429 is back and the wait is set.
+        const retried = async () => (await valueOf(runtime.metrics.modelRetries, labels)) - before === 1;
+        await untilReal('the 429 is retried', retried);
+        await jest.advanceTimersByTimeAsync(99);
+        expect(fake.requests).toHaveLength(1);
+        await jest.advanceTimersByTimeAsync(1);
+        const answer = await pending.promise;
 
         expect(answer.answer).toBe('Hello after the wait.');
         expect(answer.usage.model_calls).toBe(1);
         expect(fake.requests).toHaveLength(2);
-        expect(fake.requests[1]!.at - fake.requests[0]!.at).toBeGreaterThanOrEqual(95);
+        expect(fake.requests[1]!.at - fake.requests[0]!.at).toBe(100);
         expect((await valueOf(runtime.metrics.modelRetries, labels)) - before).toBe(1);
       });
 
@@ -205,7 +217,7 @@ describe.each([['anthropic' as const], ['openai' as const]])(
         const started = performance.now();
 
         const pending = rejection(h!.converse('Second?', { conversationId: id, signal: controller.signal }));
-        await until(() => fake.requests.length === 2);
+        await fake.until(() => fake.requests.length === 2);
         controller.abort();
         const error = await pending;
 

@@ -1,15 +1,16 @@
 /**
  * One contract for every ThrottlerStorage: @nestjs/throttler's in-memory service is the reference, and the
- * Redis storage, on a real redis-server, must answer exactly as it does. Windows that must pass in real time
- * are a few hundred ms, because Redis expires keys by its own clock.
+ * Redis storage, on a real redis-server, must answer exactly as it does. The in-process storages read the
+ * time from Date.now(), so their windows and blocks are timed on Jest's fake clock, to the millisecond. The
+ * Redis storage reads Redis's clock (Lua TIME), which no fake clock reaches: its timed cases use windows of
+ * 50-100 ms and wait on Redis's own clock, never on a guess of ours.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import type { ThrottlerStorage, ThrottlerStorageService as ReferenceStorage } from '@nestjs/throttler';
 import { Redis } from 'ioredis';
 import { MemoryThrottlerStorage } from '../../src/rate-limit/memory-throttler.storage.js';
 import { RedisThrottlerStorage } from '../../src/rate-limit/redis-throttler.storage.js';
-import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { redisNow, startRedis, untilRedisClock, type RedisServer } from '../support/redis-server.js';
 
 // @nestjs/throttler is CommonJS and require()s Nest 12's ES-module @nestjs/common, which Jest's loader
 // cannot do before Node 24.9. The reference service needs only the @Injectable() marker from it.
@@ -35,9 +36,10 @@ function ownMemorySubject(): Subject {
   return { storage, close: async () => storage.close() };
 }
 
-function redisSubject(server: RedisServer): Subject {
-  const storage = new RedisThrottlerStorage(new Redis(server.url));
-  return { storage, close: () => storage.close() };
+function redisSubject(server: RedisServer): Subject & { redis: Redis } {
+  const redis = new Redis(server.url);
+  const storage = new RedisThrottlerStorage(redis);
+  return { storage, redis, close: () => storage.close() };
 }
 
 let server: RedisServer;
@@ -77,15 +79,6 @@ describe.each([
     expect(totals).toEqual([1, 2, 3]);
   });
 
-  it('starts counting afresh once the ttl has passed', async () => {
-    const key = freshKey();
-    await storage.increment(key, 300, 5, 300, 'default');
-    expect((await storage.increment(key, 300, 5, 300, 'default')).totalHits).toBe(2);
-    await sleep(400);
-    const record = await storage.increment(key, 300, 5, 300, 'default');
-    expect(record).toMatchObject({ totalHits: 1, timeToExpire: 1, isBlocked: false });
-  });
-
   it('blocks the hit after the limit and stops counting while blocked', async () => {
     const key = freshKey();
     await storage.increment(key, MINUTE, 2, 90_500, 'default');
@@ -94,17 +87,6 @@ describe.each([
     expect(blocked).toEqual({ totalHits: 3, timeToExpire: 60, isBlocked: true, timeToBlockExpire: 91 });
     const stillBlocked = await storage.increment(key, MINUTE, 2, 90_500, 'default');
     expect(stillBlocked).toEqual({ totalHits: 3, timeToExpire: 60, isBlocked: true, timeToBlockExpire: 91 });
-  });
-
-  it('keeps blocking for blockDuration even after the window has passed, then counts afresh', async () => {
-    const key = freshKey();
-    for (let i = 0; i < 2; i++) await storage.increment(key, 200, 1, 700, 'default');
-    await sleep(350);
-    const afterWindow = await storage.increment(key, 200, 1, 700, 'default');
-    expect(afterWindow).toMatchObject({ isBlocked: true, timeToBlockExpire: 1 });
-    await sleep(450);
-    const afterBlock = await storage.increment(key, 200, 1, 700, 'default');
-    expect(afterBlock).toMatchObject({ totalHits: 1, isBlocked: false });
   });
 
   it('without a block duration, refuses only while the window is full and reports when its oldest hit expires', async () => {
@@ -134,6 +116,107 @@ describe.each([
   });
 });
 
+describe.each([
+  ['reference (in-memory ThrottlerStorageService)', (): Subject => memorySubject()],
+  ['memory', (): Subject => ownMemorySubject()],
+])('throttler storage windows on a fake clock: %s', (_name, createSubject) => {
+  let subject: Subject;
+  let storage: ThrottlerStorage;
+  beforeEach(() => {
+    jest.useFakeTimers();
+    subject = createSubject();
+    storage = subject.storage;
+  });
+  afterEach(async () => {
+    await subject.close();
+    jest.useRealTimers();
+  });
+
+  it('counts a hit until exactly ttl after it, then starts counting afresh', async () => {
+    const key = freshKey();
+    await storage.increment(key, MINUTE, 5, MINUTE, 'default');
+    expect((await storage.increment(key, MINUTE, 5, MINUTE, 'default')).totalHits).toBe(2);
+    jest.advanceTimersByTime(MINUTE - 1);
+    // The window has 1 ms left: both hits still count.
+    const last = await storage.increment(key, MINUTE, 5, MINUTE, 'default');
+    expect(last).toMatchObject({ totalHits: 3, timeToExpire: 1, isBlocked: false });
+    jest.advanceTimersByTime(1);
+    // The first two are a minute old: only the hit made 1 ms ago and this one count, in a fresh window.
+    const fresh = await storage.increment(key, MINUTE, 5, MINUTE, 'default');
+    expect(fresh).toMatchObject({ totalHits: 2, timeToExpire: 60, isBlocked: false });
+  });
+
+  it('keeps blocking for blockDuration even after the window has passed, then counts afresh', async () => {
+    const key = freshKey();
+    const BLOCK = 90_000;
+    for (let i = 0; i < 2; i++) await storage.increment(key, MINUTE, 1, BLOCK, 'default');
+    jest.advanceTimersByTime(MINUTE);
+    const afterWindow = await storage.increment(key, MINUTE, 1, BLOCK, 'default');
+    expect(afterWindow).toMatchObject({ isBlocked: true, timeToBlockExpire: 30 });
+    jest.advanceTimersByTime(BLOCK - MINUTE - 1);
+    const lastBlocked = await storage.increment(key, MINUTE, 1, BLOCK, 'default');
+    expect(lastBlocked).toMatchObject({ isBlocked: true, timeToBlockExpire: 1 });
+    jest.advanceTimersByTime(1);
+    const afterBlock = await storage.increment(key, MINUTE, 1, BLOCK, 'default');
+    expect(afterBlock).toMatchObject({ totalHits: 1, isBlocked: false });
+  });
+
+  it('without a block duration (as the rate limiter counts), admits again the moment the oldest hit expires', async () => {
+    const key = freshKey();
+    await storage.increment(key, MINUTE, 2, 0, 'default');
+    jest.advanceTimersByTime(10_000);
+    await storage.increment(key, MINUTE, 2, 0, 'default');
+    jest.advanceTimersByTime(MINUTE - 10_000 - 1);
+    const refused = await storage.increment(key, MINUTE, 2, 0, 'default');
+    expect(refused).toMatchObject({ totalHits: 3, isBlocked: true, timeToBlockExpire: 1 });
+    jest.advanceTimersByTime(1);
+    const admitted = await storage.increment(key, MINUTE, 2, 0, 'default');
+    expect(admitted).toMatchObject({ totalHits: 2, isBlocked: false, timeToBlockExpire: 0 });
+    // The second hit holds its place until its own minute is up.
+    expect(await storage.increment(key, MINUTE, 2, 0, 'default')).toMatchObject({
+      isBlocked: true,
+      timeToBlockExpire: 10,
+    });
+  });
+});
+
+describe("redis throttler storage windows on Redis's clock", () => {
+  let subject: ReturnType<typeof redisSubject>;
+  beforeAll(() => {
+    subject = redisSubject(server);
+  });
+  afterAll(() => subject.close());
+
+  it('starts counting afresh once the ttl has passed', async () => {
+    const { storage, redis } = subject;
+    const key = freshKey();
+    await storage.increment(key, 50, 5, 50, 'default');
+    expect((await storage.increment(key, 50, 5, 50, 'default')).totalHits).toBe(2);
+    await untilRedisClock(redis, await redisNow(redis), 50);
+    const record = await storage.increment(key, 50, 5, 50, 'default');
+    expect(record).toMatchObject({ totalHits: 1, timeToExpire: 1, isBlocked: false });
+  });
+
+  it('keeps blocking for blockDuration after the window has passed', async () => {
+    const { storage, redis } = subject;
+    const key = freshKey();
+    for (let i = 0; i < 2; i++) await storage.increment(key, 50, 1, MINUTE, 'default');
+    await untilRedisClock(redis, await redisNow(redis), 50);
+    const afterWindow = await storage.increment(key, 50, 1, MINUTE, 'default');
+    expect(afterWindow).toMatchObject({ isBlocked: true, timeToBlockExpire: 60 });
+  });
+
+  it('counts afresh once the block has passed', async () => {
+    const { storage, redis } = subject;
+    const key = freshKey();
+    for (let i = 0; i < 2; i++) await storage.increment(key, 50, 1, 100, 'default');
+    expect((await storage.increment(key, 50, 1, 100, 'default')).isBlocked).toBe(true);
+    await untilRedisClock(redis, await redisNow(redis), 100);
+    const afterBlock = await storage.increment(key, 50, 1, 100, 'default');
+    expect(afterBlock).toMatchObject({ totalHits: 1, isBlocked: false });
+  });
+});
+
 describe('redis throttler storage across instances', () => {
   it('counts 200 concurrent hits from two instances sharing one Redis exactly once each', async () => {
     const [a, b] = [redisSubject(server), redisSubject(server)];
@@ -154,14 +237,17 @@ describe('redis throttler storage across instances', () => {
     const redis = new Redis(server.url);
     const storage = new RedisThrottlerStorage(redis, { prefix: 'expiry-test:' });
     try {
-      for (let i = 0; i < 2; i++) await storage.increment('client', 200, 1, 400, 'default');
-      const keys = await redis.keys('expiry-test:*');
+      // A block outlasting the window keeps the keys for the block, not the window.
+      for (let i = 0; i < 2; i++) await storage.increment('blocked', 50, 1, MINUTE, 'default');
+      const kept = await redis.keys('expiry-test:*blocked*');
+      expect(kept).toHaveLength(2);
+      for (const key of kept) expect(await redis.pttl(key)).toBeGreaterThan(MINUTE - 5_000);
+      for (let i = 0; i < 2; i++) await storage.increment('client', 50, 1, 100, 'default');
+      const keys = await redis.keys('expiry-test:*client*');
       expect(keys).toHaveLength(2);
       for (const key of keys) expect(await redis.pttl(key)).toBeGreaterThan(0);
-      await sleep(250);
-      expect(await redis.keys('expiry-test:*')).toHaveLength(2);
-      await sleep(250);
-      expect(await redis.keys('expiry-test:*')).toEqual([]);
+      await untilRedisClock(redis, await redisNow(redis), 100);
+      expect(await redis.keys('expiry-test:*client*')).toEqual([]);
     } finally {
       await storage.close();
     }

@@ -11,7 +11,10 @@
  *   await fake.close();
  *
  * Each request takes the next scripted response; with none left the server answers 500 with an error naming
- * the problem. Every request is recorded (method, path, headers, parsed body, arrival time).
+ * the problem. Every request is recorded (method, path, headers, parsed body, arrival time), and so is a
+ * client that gives up before its answer; `until` waits for either, so a test waits for the event itself:
+ *
+ *   await fake.until(() => fake.requests.length === 2); // the second request has arrived
  */
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +28,8 @@ export interface ScriptedResponse {
   body: unknown;
   /** Wait this long before answering (a slow model, for timeouts). */
   delayMs?: number;
+  /** Answer only once this settles: a model that thinks until the test says so. */
+  heldUntil?: Promise<unknown>;
 }
 
 export interface RecordedRequest {
@@ -36,6 +41,8 @@ export interface RecordedRequest {
   body: any;
   /** performance.now() when the request arrived, to check waits between attempts. */
   at: number;
+  /** The client closed the connection before the answer was sent (a timeout, a cancelled turn). */
+  abandoned: boolean;
 }
 
 /** A tool call the fake model makes. `input` as a string is sent raw (OpenAI arguments that are not JSON). */
@@ -216,6 +223,7 @@ export class FakeModelServer {
   readonly wire: Wire;
   private readonly queue: ScriptedResponse[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly waiters = new Set<() => void>();
 
   private readonly server: Server;
   private url = '';
@@ -264,6 +272,22 @@ export class FakeModelServer {
     return viewRequest(this.format, recorded.body);
   }
 
+  /**
+   * Resolves once `condition` holds: checked now, and again whenever a request arrives or a client gives one
+   * up. No timeout of its own: the test's timeout bounds the wait.
+   */
+  until(condition: () => boolean): Promise<void> {
+    if (condition()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!condition()) return;
+        this.waiters.delete(check);
+        resolve();
+      };
+      this.waiters.add(check);
+    });
+  }
+
   /** Forgets recorded requests and unused responses (between tests sharing one server). */
   reset(): void {
     this.requests.length = 0;
@@ -292,7 +316,21 @@ export class FakeModelServer {
     } catch {
       body = undefined;
     }
-    this.requests.push({ method, path, headers, body, at: performance.now() });
+    const recorded: RecordedRequest = {
+      method,
+      path,
+      headers,
+      body,
+      at: performance.now(),
+      abandoned: false,
+    };
+    this.requests.push(recorded);
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      recorded.abandoned = true;
+      this.changed();
+    });
+    this.changed();
 
     const expected = ROUTES[this.format].path;
     const scripted =
@@ -306,6 +344,7 @@ export class FakeModelServer {
       res.writeHead(scripted.status, { 'content-type': 'application/json', ...scripted.headers });
       res.end(JSON.stringify(scripted.body));
     };
+    if (scripted.heldUntil) return void scripted.heldUntil.then(send, send);
     if (!scripted.delayMs) return send();
     const timer = setTimeout(() => {
       this.timers.delete(timer);
@@ -317,6 +356,10 @@ export class FakeModelServer {
       clearTimeout(timer);
       this.timers.delete(timer);
     });
+  }
+
+  private changed(): void {
+    for (const check of [...this.waiters]) check();
   }
 
   private wireError(status: number, message: string): ScriptedResponse {

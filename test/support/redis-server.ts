@@ -4,6 +4,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
 import { freePort, stopProcess } from './processes.js';
 
 export interface RedisServer {
@@ -13,6 +14,20 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Starts it again on the same port after stop(); it reloads its data only when started with `dir`. */
   start(): Promise<void>;
+}
+
+/** Redis's own clock in ms: the "now" its Lua scripts read and its key expiries run on. */
+export async function redisNow(redis: Pick<Redis, 'time'>): Promise<number> {
+  const [seconds, micros] = await redis.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
+/**
+ * Waits until Redis's clock reads `ms` past `since` (a redisNow reading): for behaviour timed by Redis
+ * (script windows, key expiry), which no fake clock reaches. Keep `ms` to a few tens of milliseconds.
+ */
+export async function untilRedisClock(redis: Pick<Redis, 'time'>, since: number, ms: number): Promise<void> {
+  while ((await redisNow(redis)) < since + ms) await sleep(5);
 }
 
 export interface RedisOptions {
