@@ -47,8 +47,8 @@ describe('runtime and install', () => {
     expect(image).toBeDefined();
     for (const from of dockerfile.matchAll(/^FROM node:(\S+)-bookworm/gm)) expect(from[1]).toBe(image);
     expect(versionIn(ci, 'NODE_IMAGE')).toBe(image);
-    expect(pkg.engines?.node).toBe('>=22.12');
-    expect(versionIn(ci, 'NODE_OLDEST')).toBe('22.12.0');
+    expect(pkg.engines?.node).toBe('>=22.14');
+    expect(versionIn(ci, 'NODE_OLDEST')).toBe('22.14.0');
     expect(ci).toMatch(/npm test\n/);
     expect(ci).toMatch(/npm run test:unit\n/);
   });

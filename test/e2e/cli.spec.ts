@@ -47,9 +47,9 @@ describe('bastion command line', () => {
           (error: { code: number; stderr: string }) => error,
         );
         expect(old.code).toBeGreaterThan(0);
-        expect(old.stderr).toBe('bastion: needs Node.js 22.12 or later (22 or 24 LTS); this is 20.19.0.\n');
+        expect(old.stderr).toBe('bastion: needs Node.js 22.14 or later (22 or 24 LTS); this is 20.19.0.\n');
       }
-      const supported = await run(process.execPath, ['--import', pretend('22.12.0'), CLI, '--version']);
+      const supported = await run(process.execPath, ['--import', pretend('22.14.0'), CLI, '--version']);
       expect(supported.stdout.trim()).toBe(pkg.version);
     } finally {
       rmSync(base, { recursive: true, force: true });
