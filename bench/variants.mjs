@@ -1,9 +1,9 @@
 // Throughput of one configuration against others: `node bench/variants.mjs '{"name":{"BASTION_X":"v"},...}'`
 // (after `npm run build`). Each variant starts its own server (core 0) and takes 2 s of warm-up and 5 s of
 // tools/call read_text_file at 64 connections (2025-06-18) from core 1. BENCH_CONNECTIONS and
-// BENCH_DURATION override those.
+// BENCH_DURATION override those; BENCH_REVISION=2026-07-28 sends the 2026-07-28 request instead.
 import { makeWorkspace, pinning, runLoad, startServer, stopServer } from './harness.mjs';
-import { benchText, legacyToolCall } from './mcp-requests.mjs';
+import { MODERN, benchText, legacyToolCall, modernToolCall } from './mcp-requests.mjs';
 
 const variants = JSON.parse(process.argv[2] ?? '{"default":{}}');
 const connections = Number(process.env.BENCH_CONNECTIONS) || 64;
@@ -19,7 +19,7 @@ for (const [name, env] of Object.entries(variants)) {
       connections,
       duration,
       warmup: 2,
-      request: legacyToolCall(),
+      request: process.env.BENCH_REVISION === MODERN ? modernToolCall() : legacyToolCall(),
       expectText: benchText(),
     });
     const { requestsPerSec, latencyMs, errors } = result;

@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BastionConfig } from './config/config.schema.js';
+import { workspaceMethods } from './mcp/mcp-methods.js';
 import type { McpSurface } from './mcp/mcp-server.factory.js';
 import { VERSION } from './mcp/server-info.js';
 import { auditFilePath, FileAuditSink, NullAuditSink, type AuditSink } from './observability/audit-log.js';
@@ -106,7 +107,7 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
     logger,
     sandbox,
     sandboxes,
-    surface: { registry, watcher, dynamicTools: gateway.size > 0 },
+    surface: { registry, methods: workspaceMethods(registry), watcher, dynamicTools: gateway.size > 0 },
     metrics,
     audit,
     tracing,

@@ -17,6 +17,7 @@ import type { ToolContext } from '../tools/tool.js';
 import { OperationRefused } from '../tools/tool.errors.js';
 import { doorRequestsOf } from './door-requests.js';
 import { ExchangeTransport } from './exchange-transport.js';
+import { McpDispatch } from './mcp-dispatch.js';
 import { ListenBus, ListenStream } from './listen-bus.js';
 import { serveThroughFetch } from './fetch-bridge.js';
 import { createMcpServer } from './mcp-server.factory.js';
@@ -38,13 +39,15 @@ export interface Caller {
  * Streamable HTTP for every revision on one endpoint, stateless: nothing is kept per client between
  * requests, so any instance can answer any request.
  *
- * The SDK's handler serves the 2026-07-28 revision and every unusual 2025 request (batches, GET, DELETE,
- * bad headers). The common 2025 exchange, one request or notification, is answered here on a per-request
- * server over a Node-native transport, skipping the web Request/Response round trip that costs more than
- * the tool call itself. The SDK's own classifier decides which revision a request belongs to.
+ * The plain exchanges of both revisions (one request, for a method of the workspace; a 2025 notification)
+ * are answered by Bastion's own dispatch, built once, over the Node response: no server is built per
+ * request and no web Request/Response is made. The SDK answers everything else as it is: batches, GET and
+ * listen streams, other methods, and every request its checks would refuse. The SDK's own classifier
+ * decides which revision a request belongs to.
  */
 export class McpHttpService {
   private readonly handler: McpHttpHandler;
+  private readonly dispatch: McpDispatch;
   private readonly bus = new ListenBus();
   private readonly stopAnnouncing: () => void;
 
@@ -59,6 +62,7 @@ export class McpHttpService {
         onerror: (error) => logger.debug({ err: error }, 'mcp request rejected'),
       },
     );
+    this.dispatch = new McpDispatch(runtime.surface);
     // 2026-07-28 listen streams that asked for tool-list changes hear when an upstream comes or goes.
     this.stopAnnouncing = runtime.surface.registry.onChange(() => this.handler.notify.toolsChanged());
   }
@@ -66,6 +70,9 @@ export class McpHttpService {
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown, caller: Caller): Promise<void> {
     if (body === MALFORMED_JSON) return reject(res, 400, -32700, 'Parse error: the body is not valid JSON.');
     if (repeatsAnId(body)) return reject(res, 400, -32600, 'Invalid Request: a batch repeats a request id.');
+    const plain = this.dispatch.classify(req, body);
+    if (plain?.kind === 'notification') return void res.writeHead(202, { 'content-length': 0 }).end();
+    if (plain) return this.dispatch.answer(plain, res, { ...caller, logger: this.loggerOf(caller) });
     switch (legacyExchange(req, body)) {
       case 'notification':
         res.writeHead(202, { 'content-length': 0 }).end();
@@ -111,10 +118,14 @@ export class McpHttpService {
   }
 
   private serverFor(caller: Caller, updates: ResourceUpdates = 'none'): Server {
-    const { surface, logger } = this.runtime;
     const { principal, sandbox, requestId } = caller;
-    const requestLogger = caller.logger ?? logger.child({ reqId: requestId });
-    return createMcpServer(surface, { principal, sandbox, logger: requestLogger, requestId }, updates);
+    const serving = { principal, sandbox, logger: this.loggerOf(caller), requestId };
+    return createMcpServer(this.runtime.surface, serving, updates);
+  }
+
+  /** The request's logger: every line it writes carries the request id. */
+  private loggerOf(caller: Caller): Logger {
+    return caller.logger ?? this.runtime.logger.child({ reqId: caller.requestId });
   }
 
   /**

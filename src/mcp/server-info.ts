@@ -8,6 +8,9 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 export const VERSION: string = pkg.version;
 export const DESCRIPTION: string = pkg.description;
 
+/** The stateless revision (per-request envelope) served beside the 2025 ones. */
+export const MODERN_REVISION = '2026-07-28';
+
 export const SERVER_INFO = {
   name: 'bastion',
   title: 'Bastion',
@@ -38,4 +41,25 @@ export function serverCapabilities(updates: ResourceUpdates, dynamicTools = fals
     completions: {},
     logging: {},
   };
+}
+
+// Lists differ by principal, so they may be cached by the requesting client only (2026-07-28 caching hints).
+// With upstreams, the tool list follows their health: kept briefly, like the resource list.
+const hintsWithToolsTtl = (toolsTtlMs: number) =>
+  ({
+    'tools/list': { ttlMs: toolsTtlMs, cacheScope: 'private' },
+    'prompts/list': { ttlMs: 60_000, cacheScope: 'private' },
+    'resources/templates/list': { ttlMs: 60_000, cacheScope: 'private' },
+    'resources/list': { ttlMs: 5_000, cacheScope: 'private' },
+    'resources/read': { ttlMs: 0, cacheScope: 'private' },
+    'server/discover': { ttlMs: 60_000, cacheScope: 'private' },
+  }) as const;
+const STATIC_TOOLS_HINTS = hintsWithToolsTtl(60_000);
+const DYNAMIC_TOOLS_HINTS = hintsWithToolsTtl(5_000);
+
+export type CacheHints = typeof STATIC_TOOLS_HINTS;
+
+/** The caching hints of 2026-07-28 list results, by method: built once, shared by every answer. */
+export function cacheHints(dynamicTools: boolean): CacheHints {
+  return dynamicTools ? DYNAMIC_TOOLS_HINTS : STATIC_TOOLS_HINTS;
 }

@@ -7,13 +7,10 @@ import type { Tool } from '../tools/tool.js';
 import { WORKSPACE_PROMPTS } from '../workspace/workspace.prompts.js';
 import { WORKSPACE_TEMPLATES } from '../workspace/workspace.resources.js';
 import { workspaceTools } from '../workspace/workspace.tools.js';
-import { DESCRIPTION, SERVER_INFO, serverCapabilities } from './server-info.js';
+import { DESCRIPTION, MODERN_REVISION, SERVER_INFO, serverCapabilities } from './server-info.js';
 
 /** The built-in defaults only: neither a config file nor the environment shapes the manifest. */
 const DEFAULTS = configSchema.parse({});
-
-/** The stateless revision the SDK's handler serves beside the 2025 ones it negotiates. */
-export const MODERN_REVISION = '2026-07-28';
 
 /** Every tool a server can register; the agent's tool is described without an agent: only its declaration is read. */
 export function declaredTools(): Tool[] {

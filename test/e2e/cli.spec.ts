@@ -81,7 +81,7 @@ describe('bastion command line', () => {
     const next = await spawnServer(workspace, data);
     expect(await next.stop()).toBe(0);
     rmSync(base, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   it('stops on bad configuration with one message naming every bad key', async () => {
     const result = await bastion(['serve'], {
