@@ -7,8 +7,6 @@ import { DiagnosticsController } from './health/diagnostics.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { Lifecycle } from './health/lifecycle.js';
 import { ReadinessIndicators } from './health/readiness.indicators.js';
-import { McpController } from './mcp/mcp.controller.js';
-import { McpHttpService } from './mcp/mcp-http.service.js';
 import { metricsModule } from './observability/metrics.controller.js';
 import { RUNTIME, type Runtime } from './runtime.js';
 
@@ -33,7 +31,6 @@ export class AppModule {
         ...(config.metrics.enabled ? [metricsModule()] : []),
       ],
       controllers: [
-        McpController,
         WellKnownController,
         HealthController,
         DiagnosticsController,
@@ -43,8 +40,8 @@ export class AppModule {
         { provide: RUNTIME, useValue: runtime },
         { provide: Authenticator, useValue: authenticator },
         { provide: Lifecycle, useValue: lifecycle },
-        // Authentication, limits and Host/Origin are the HTTP gate's (http/http-gate.ts), before any body.
-        { provide: McpHttpService, useFactory: () => new McpHttpService(runtime) },
+        // Authentication, limits and Host/Origin are the HTTP gate's (http/http-gate.ts), before any body;
+        // /mcp is a plain route (mcp/mcp.route.ts), outside the framework's pipeline.
         ReadinessIndicators,
       ],
     };

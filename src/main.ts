@@ -15,6 +15,7 @@ import { requestIdOf } from './http/request-id.js';
 import { observeHttp } from './observability/http-observer.js';
 import { frameworkLogger } from './observability/request-log.js';
 import { McpHttpService } from './mcp/mcp-http.service.js';
+import { serveMcp } from './mcp/mcp.route.js';
 import { InFlightLimiter } from './rate-limit/in-flight-limiter.js';
 import { rateLimiterFor } from './rate-limit/rate-limiter.js';
 import { tierOf } from './rate-limit/rate-limit.tiers.js';
@@ -73,7 +74,7 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
   const fastify = app.getHttpAdapter().getInstance();
   observeHttp(fastify, runtime.metrics, runtime.tracing, logger);
   securityHeaders(fastify);
-  const mcp = app.get(McpHttpService);
+  const mcp = new McpHttpService(runtime);
   const limits = config.rateLimit;
   installGate(fastify, {
     config,
@@ -100,6 +101,7 @@ export async function startHttpServer(runtime: Runtime): Promise<HttpServer> {
       done(null, MALFORMED_JSON);
     }
   });
+  serveMcp(fastify, { runtime, mcp, authenticator, lifecycle });
   app.useGlobalFilters(new HttpErrorFilter(logger));
   serveOpenApi(app, config);
   await app.listen(config.server.port, config.server.host);
