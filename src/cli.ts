@@ -9,7 +9,7 @@ import { loadConfig } from './config/config.loader.js';
 import { doctorCommand } from './health/doctor.command.js';
 import { VERSION } from './mcp/server-info.js';
 import { auditCommand } from './observability/audit.command.js';
-import type { CommonFlags, ServeFlags } from './serving.js';
+import type { CommonFlags, ServeFlags } from './serving-common.js';
 
 function fail(error: unknown): never {
   if (error instanceof ConfigError || error instanceof Error) {
@@ -51,7 +51,7 @@ common(
 ).action((flags: ServeFlags) => import('./serving.js').then(({ serve }) => serve(flags)).catch(fail));
 
 common(program.command('stdio').description('serve MCP over stdin/stdout for a local client')).action(
-  (flags: CommonFlags) => import('./serving.js').then(({ stdio }) => stdio(flags)).catch(fail),
+  (flags: CommonFlags) => import('./stdio-serving.js').then(({ stdio }) => stdio(flags)).catch(fail),
 );
 
 program.addCommand(

@@ -7,9 +7,9 @@ import { VERSION } from './mcp/server-info.js';
 import { auditFilePath, FileAuditSink, NullAuditSink, type AuditSink } from './observability/audit-log.js';
 import { observeCalls } from './observability/call-observers.js';
 import { createLogger } from './observability/logger.js';
-import { Metrics } from './observability/metrics.js';
+import { discardedMetrics } from './observability/discarded-metrics.js';
+import type { Metrics } from './observability/metrics.js';
 import { Tracing } from './observability/tracing.js';
-import { connectRedis, connectRedisCluster } from './store/redis-connection.js';
 import type { ApiKeyStore } from './auth/key-store.js';
 import { openKeyStore } from './auth/key-store.factory.js';
 import { assembleAgent, type AgentParts } from './agent/agent.assembly.js';
@@ -58,10 +58,12 @@ export interface RuntimeOptions {
   logger?: Logger;
   /** Where audit events go instead of the configured file (a cluster worker hands them to the primary). */
   audit?: AuditSink;
+  /** False where nothing can read them (stdio): prom-client is then not loaded. */
+  metrics?: boolean;
 }
 
 export async function createRuntime(config: BastionConfig, options: RuntimeOptions = {}): Promise<Runtime> {
-  const tracing = Tracing.start({
+  const tracing = await Tracing.start({
     ...(config.tracing.otlpEndpoint && { endpoint: config.tracing.otlpEndpoint }),
     serviceName: config.tracing.serviceName,
     serviceVersion: VERSION,
@@ -84,20 +86,16 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
     templates: WORKSPACE_TEMPLATES,
     operations: [...resourceOperations(watcher), completionOperation],
   });
-  const metrics = new Metrics();
+  const metrics = options.metrics === false ? discardedMetrics() : await prometheusMetrics();
   const audit = options.audit ?? (await openAudit(config));
   observeCalls(registry, { metrics, audit, logger });
-  const redis = config.redis.cluster
-    ? connectRedisCluster(config.redis, logger)
-    : config.redis.url || config.redis.sentinels
-      ? connectRedis(config.redis, logger)
-      : undefined;
+  const redis = await openRedis(config, logger);
   const keys = config.auth.mode === 'api-key' ? openKeyStore(config, redis, { watch: true }) : undefined;
   const agent = config.agent.enabled
     ? assembleAgent(config, registry, createConversationStore(config, redis), { metrics, audit, logger })
     : undefined;
   const { maxResponseBytes } = config.workspace.limits;
-  const gateway = new Gateway(config.upstreams, { registry, logger, metrics, maxResponseBytes });
+  const gateway = await Gateway.open(config.upstreams, { registry, logger, metrics, maxResponseBytes });
   gateway.start();
   const stopPurge = agent
     ? purgeEvery(agent.store, config.conversations.purgeIntervalMs, logger)
@@ -125,6 +123,20 @@ export async function createRuntime(config: BastionConfig, options: RuntimeOptio
       if (redis) await redis.quit().catch(() => redis.disconnect());
     },
   };
+}
+
+/** The Prometheus series (/metrics reads them); prom-client is loaded only here. */
+async function prometheusMetrics(): Promise<Metrics> {
+  const { Metrics } = await import('./observability/metrics.js');
+  return new Metrics();
+}
+
+/** The shared Redis connection, when one is configured (ioredis is loaded only then). */
+async function openRedis(config: BastionConfig, logger: Logger): Promise<Redis | Cluster | undefined> {
+  const { cluster, url, sentinels } = config.redis;
+  if (!cluster && !url && !sentinels) return undefined;
+  const { connectRedis, connectRedisCluster } = await import('./store/redis-connection.js');
+  return cluster ? connectRedisCluster(config.redis, logger) : connectRedis(config.redis, logger);
 }
 
 /** The configured audit sink: the hash-chained file, or nothing when audit.enabled is off. */

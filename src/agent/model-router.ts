@@ -1,8 +1,6 @@
 import type { Principal } from '../auth/principal.js';
 import type { AgentConfig, ProviderName } from '../config/config.schema.js';
-import type { ModelProvider } from './model-provider.js';
-import { AnthropicProvider } from './providers/anthropic.provider.js';
-import { OpenAIProvider } from './providers/openai.provider.js';
+import type { ModelProvider, ModelReply, ModelRequest } from './model-provider.js';
 import type { ProviderError } from './providers/provider.errors.js';
 import { ResilientProvider } from './providers/resilient-provider.js';
 import { RulesProvider } from './providers/rules.provider.js';
@@ -90,18 +88,39 @@ export class ModelRouter {
     const { anthropic, openai, resilience } = this.config;
     const inner =
       name === 'anthropic'
-        ? // Config validation requires the key whenever the anthropic provider is configured.
-          new AnthropicProvider({
-            apiKey: anthropic.apiKey ?? '',
-            ...(anthropic.baseUrl && { baseUrl: anthropic.baseUrl }),
+        ? lazily(name, async () => {
+            const { AnthropicProvider } = await import('./providers/anthropic.provider.js');
+            // Config validation requires the key whenever the anthropic provider is configured.
+            return new AnthropicProvider({
+              apiKey: anthropic.apiKey ?? '',
+              ...(anthropic.baseUrl && { baseUrl: anthropic.baseUrl }),
+            });
           })
-        : new OpenAIProvider({
-            ...(openai.apiKey && { apiKey: openai.apiKey }),
-            ...(openai.baseUrl && { baseUrl: openai.baseUrl }),
+        : lazily(name, async () => {
+            const { OpenAIProvider } = await import('./providers/openai.provider.js');
+            return new OpenAIProvider({
+              ...(openai.apiKey && { apiKey: openai.apiKey }),
+              ...(openai.baseUrl && { baseUrl: openai.baseUrl }),
+            });
           });
     return new ResilientProvider(inner, resilience, {
       onRetry: (error, attempt, delayMs) => this.hooks.onRetry?.(name, error, attempt, delayMs),
       onCircuit: (state) => this.hooks.onCircuit?.(name, state),
     });
   }
+}
+
+/**
+ * A provider whose SDK is loaded at its first request: a server that never asks a model (the rules
+ * provider, or no agent at all) never loads the Anthropic or OpenAI SDK.
+ */
+function lazily(name: ProviderName, load: () => Promise<ModelProvider>): ModelProvider {
+  let loaded: Promise<ModelProvider> | undefined;
+  return {
+    name,
+    async complete(request: ModelRequest, signal: AbortSignal): Promise<ModelReply> {
+      loaded ??= load();
+      return (await loaded).complete(request, signal);
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import { Redis, type Cluster } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { BastionConfig } from '../config/config.schema.js';
 import { keysFilePath } from './key-store.js';
 import { KeyStore, type ApiKeyStore } from './key-store.js';
@@ -15,8 +15,8 @@ export function openKeyStore(
 ): ApiKeyStore {
   if (config.auth.keyStore === 'file') return new KeyStore(keysFilePath(config));
   // Config validation requires redis.url for the redis key store, so the connection exists.
-  if (!(redis instanceof Redis))
+  if (!redis || redis.isCluster)
     throw new Error('The redis key store needs one Redis server (not a Cluster).');
-  const store = new RedisKeyStore(redis);
+  const store = new RedisKeyStore(redis as Redis);
   return options.watch ? store.watch() : store;
 }

@@ -6,7 +6,6 @@ import type { BastionConfig } from '../config/config.schema.js';
 import { keysFilePath } from './key-store.js';
 import { KeyStore, KeyStoreError, type ApiKeyStore, type KeyRecord } from './key-store.js';
 import { RedisKeyStore } from './key-store.redis.js';
-import { connectRedis } from '../store/redis-connection.js';
 import { isScope, SCOPE_NAMES, type Scope } from './principal.js';
 
 export interface KeysFlags {
@@ -101,7 +100,9 @@ export function keysCommand(loadConfig: (flags: KeysFlags) => BastionConfig, out
 /** Runs `use` on the configured store; a Redis store gets a connection of its own, closed afterwards. */
 async function usingStore<T>(config: BastionConfig, use: (store: ApiKeyStore) => Promise<T>): Promise<T> {
   if (config.auth.keyStore === 'file') return use(new KeyStore(keysFilePath(config)));
-  // Config validation requires Redis (a url or sentinels) for the redis key store.
+  // Config validation requires Redis (a url or sentinels) for the redis key store. ioredis is loaded only
+  // then: the keys file needs none of it.
+  const { connectRedis } = await import('../store/redis-connection.js');
   const redis = connectRedis(config.redis, pino({ level: 'silent' }));
   try {
     await connected(redis, CONNECT_TIMEOUT_MS);

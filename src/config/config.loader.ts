@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { CLIENT_ENV, ENV_KEYS, LOADER_ENV, STANDARD_ENV_KEYS } from './config.env.js';
 import { ConfigError } from './config.errors.js';
 import { configSchema, type BastionConfig } from './config.schema.js';
 import { expandUpstreamVariables, readUpstreamsFile } from './upstreams-file.js';
+import { parseYaml } from './yaml.js';
 
 type Tree = Record<string, unknown>;
 

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { Redis, type Cluster } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { BastionConfig } from '../config/config.schema.js';
 import type { ConversationStore } from './conversation.store.js';
 import { RedisConversationStore } from './conversation.store.redis.js';
@@ -20,9 +20,9 @@ export function createConversationStore(
   const retentionMs = config.conversations.retentionDays * DAY_MS;
   if (config.conversations.store === 'redis') {
     // Config validation requires redis.url for the redis store, so the connection exists.
-    if (!(redis instanceof Redis))
+    if (!redis || redis.isCluster)
       throw new Error('The redis conversation store needs one Redis server (not a Cluster).');
-    return new RedisConversationStore(redis, { retentionMs });
+    return new RedisConversationStore(redis as Redis, { retentionMs });
   }
   return SqliteConversationStore.open(conversationsFilePath(config), { retentionMs });
 }

@@ -1,15 +1,18 @@
 import type { UpstreamConfig } from '../config/upstreams.schema.js';
-import { Upstream, type UpstreamDeps, type UpstreamStatus } from './upstream.js';
+import type { Upstream, UpstreamDeps, UpstreamStatus } from './upstream.js';
 
 /**
  * The upstream MCP servers Bastion fronts. Each connects in the background: a server that is down at start
  * does not hold Bastion back, and its tools appear when it comes up.
  */
 export class Gateway {
-  private readonly upstreams: Upstream[];
+  private constructor(private readonly upstreams: Upstream[]) {}
 
-  constructor(configs: readonly UpstreamConfig[], deps: UpstreamDeps) {
-    this.upstreams = configs.map((config) => new Upstream(config, deps));
+  /** The gateway for `configs`; the MCP client is loaded only when there is an upstream to connect to. */
+  static async open(configs: readonly UpstreamConfig[], deps: UpstreamDeps): Promise<Gateway> {
+    if (configs.length === 0) return new Gateway([]);
+    const { Upstream } = await import('./upstream.js');
+    return new Gateway(configs.map((config) => new Upstream(config, deps)));
   }
 
   get size(): number {

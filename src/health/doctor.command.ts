@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { printable } from '../common/printable.js';
 import type { BastionConfig } from '../config/config.schema.js';
-import { probeUpstream, type UpstreamProbe } from '../gateway/upstream-probe.js';
+import type { UpstreamProbe } from '../gateway/upstream-probe.js';
 import { workspaceTools } from '../workspace/workspace.tools.js';
 
 type Out = (line: string) => void;
@@ -35,6 +35,8 @@ export function doctorCommand(loadConfig: (flags: DoctorFlags) => BastionConfig,
         out('upstreams: none configured (config/mcp.json or BASTION_UPSTREAMS)');
         return;
       }
+      // The MCP client is loaded only when there are upstreams to probe.
+      const { probeUpstream } = await import('../gateway/upstream-probe.js');
       const taken = new Set([...workspaceTools.map((t) => t.name), 'converse']);
       const { maxResponseBytes } = config.workspace.limits;
       let failed = 0;

@@ -15,17 +15,16 @@ const PUBLIC: RouteAccess = { kind: 'public', limited: true };
 export function serveOpenApi(app: NestFastifyApplication, config: BastionConfig): void {
   if (!config.docs.enabled) return;
   if (config.docs.public) markDocsPublic(app.getHttpAdapter().getInstance() as FastifyInstance);
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('Bastion')
-      .setDescription(
-        'Operations routes of the Bastion MCP server. MCP itself is served at /mcp (Streamable HTTP, JSON-RPC).',
-      )
-      .setVersion(VERSION)
-      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'An API key or an OAuth access token' })
-      .build(),
-  );
+  const description = new DocumentBuilder()
+    .setTitle('Bastion')
+    .setDescription(
+      'Operations routes of the Bastion MCP server. MCP itself is served at /mcp (Streamable HTTP, JSON-RPC).',
+    )
+    .setVersion(VERSION)
+    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'An API key or an OAuth access token' })
+    .build();
+  // Built at the first request for it, not at start: most servers are never asked.
+  const document = () => SwaggerModule.createDocument(app, description);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json', raw: ['json'] });
 }
 

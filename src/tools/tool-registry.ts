@@ -43,7 +43,8 @@ export interface CallRecord {
 
 interface Entry {
   tool: Tool;
-  descriptor: ToolDescriptor;
+  /** What tools/list shows, converted from the schemas at the first listing, then kept. */
+  descriptor?: ToolDescriptor;
   passage: Passage<ToolResult>;
 }
 
@@ -63,7 +64,8 @@ export interface WorkspaceSurface {
 /**
  * The catalogue of everything a client may reach in a workspace (tools, prompts, resource templates and
  * operations), each with the scopes it declares, and the one door every call goes through, whoever the
- * caller: lists are filtered by scope, calls pass the Door. Schemas are converted once, here, not per request.
+ * caller: lists are filtered by scope, calls pass the Door. Schemas are converted once, at the first
+ * listing, not per request.
  */
 export class ToolRegistry {
   private readonly entries = new Map<string, Entry>();
@@ -79,7 +81,7 @@ export class ToolRegistry {
   constructor(
     tools: readonly Tool[],
     maxResponseBytes: number,
-    tracing: Tracing = Tracing.start({ serviceName: 'bastion', serviceVersion: '' }),
+    tracing: Tracing = Tracing.disabled(),
     surface: WorkspaceSurface = {},
   ) {
     this.door = new Door(maxResponseBytes, tracing);
@@ -155,7 +157,7 @@ export class ToolRegistry {
       list = [...this.entries.values()].filter((e) => holds(principal, e.tool.scopes));
       this.listCache.set(key, list);
     }
-    return list.filter((e) => e.tool.available?.() !== false).map((e) => e.descriptor);
+    return list.filter((e) => e.tool.available?.() !== false).map((e) => (e.descriptor ??= describe(e.tool)));
   }
 
   /** The prompts this principal may get. */
@@ -258,7 +260,6 @@ function valueOf<R>(passed: Awaited<ReturnType<Door['pass']>>): R {
 function entryOf(tool: Tool): Entry {
   return {
     tool,
-    descriptor: describe(tool),
     passage: {
       kind: 'tool',
       name: tool.name,

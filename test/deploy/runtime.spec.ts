@@ -19,7 +19,10 @@ const ci = readFileSync('.ci/run', 'utf8');
 const dockerfile = readFileSync('Dockerfile', 'utf8');
 const INSTALL_SCRIPTS = ['preinstall', 'install', 'postinstall'];
 
-/** Every package under node_modules (nested ones included) that declares an install script. */
+/**
+ * Every package under node_modules (nested ones included) with an install script: declared, or the
+ * `node-gyp rebuild` npm gives a package that ships a binding.gyp and declares none.
+ */
 function packagesWithInstallScripts(dir = 'node_modules', found = new Set<string>()): Set<string> {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
@@ -31,7 +34,9 @@ function packagesWithInstallScripts(dir = 'node_modules', found = new Set<string
     const manifest = path.join(full, 'package.json');
     if (existsSync(manifest)) {
       const dependency = JSON.parse(readFileSync(manifest, 'utf8')) as Manifest;
-      if (INSTALL_SCRIPTS.some((script) => dependency.scripts?.[script])) found.add(dependency.name);
+      const declared = INSTALL_SCRIPTS.some((script) => dependency.scripts?.[script]);
+      const implicit = existsSync(path.join(full, 'binding.gyp')) && !dependency.scripts?.preinstall;
+      if (declared || implicit) found.add(dependency.name);
     }
     const nested = path.join(full, 'node_modules');
     if (existsSync(nested)) packagesWithInstallScripts(nested, found);

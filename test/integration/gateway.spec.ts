@@ -86,7 +86,7 @@ async function startHarness(
   const ws = await createWorkspaceFixture();
   const configs = upstreamsSchema.parse(upstreams);
   const registry = new ToolRegistry(workspaceTools, maxResponseBytes);
-  const gateway = new Gateway(configs, { registry, logger: gatewayLogger, metrics, maxResponseBytes });
+  const gateway = await Gateway.open(configs, { registry, logger: gatewayLogger, metrics, maxResponseBytes });
   const scopes = configs.map((c) => c.scope).filter((s): s is UpstreamScope => s.startsWith('upstream:'));
   const principal = localPrincipal(false, false, scopes);
   const ctx = (overrides: Partial<ToolContext> = {}): ToolContext => ({
@@ -690,7 +690,7 @@ describe('upstreams that are disabled, missing, or closed', () => {
 
   it('closes an upstream that is still listing its tools, and does not start it again', async () => {
     const h = await startHarness({});
-    const gateway = new Gateway(
+    const gateway = await Gateway.open(
       upstreamsSchema.parse({
         mute: { command: process.execPath, args: ['-e', MUTE_SERVER], timeoutMs: 5000 },
       }),

@@ -107,7 +107,7 @@ beforeAll(() => collector.listen());
 afterAll(() => collector.close());
 beforeEach(() => collector.reset());
 
-function startTracing(): Tracing {
+function startTracing(): Promise<Tracing> {
   return Tracing.start({
     endpoint: collector.url,
     serviceName: 'bastion-test',
@@ -121,7 +121,7 @@ describe('Tracing: disabled without an endpoint', () => {
     ['undefined', undefined],
     ['empty', ''],
   ])('is a pass-through when the endpoint is %s', async (_label, endpoint) => {
-    const tracing = Tracing.start({ endpoint, serviceName: 'bastion-test', serviceVersion: '9.9.9' });
+    const tracing = await Tracing.start({ endpoint, serviceName: 'bastion-test', serviceVersion: '9.9.9' });
     expect(tracing.enabled).toBe(false);
 
     const seen = await tracing.inSpan('tool read_text_file', { tool: 'read_text_file' }, async () => {
@@ -139,7 +139,7 @@ describe('Tracing: disabled without an endpoint', () => {
   });
 
   it('propagates the error of fn unchanged', async () => {
-    const tracing = Tracing.start({ serviceName: 'bastion-test', serviceVersion: '9.9.9' });
+    const tracing = await Tracing.start({ serviceName: 'bastion-test', serviceVersion: '9.9.9' });
     const error = new Error('boom');
     await expect(tracing.inSpan('tool x', {}, () => Promise.reject(error))).rejects.toBe(error);
     await tracing.shutdown();
@@ -149,15 +149,15 @@ describe('Tracing: disabled without an endpoint', () => {
 describe('Tracing: exporting to an OTLP collector', () => {
   it.each(['ftp://user:secret@collector:4318', 'not a url'])(
     'refuses the endpoint %s without echoing it',
-    (endpoint) => {
+    async (endpoint) => {
       const start = () => Tracing.start({ endpoint, serviceName: 'bastion-test', serviceVersion: '9.9.9' });
-      expect(start).toThrow(/OTLP endpoint/);
-      expect(start).not.toThrow(/secret|not a url/);
+      await expect(start()).rejects.toThrow(/OTLP endpoint/);
+      await expect(start()).rejects.not.toThrow(/secret|not a url/);
     },
   );
 
   it('exports an HTTP span, its MCP span and its tool span as one trace, in OTLP JSON', async () => {
-    const tracing = startTracing();
+    const tracing = await startTracing();
     expect(tracing.enabled).toBe(true);
     let traceIdInTool: string | undefined;
 
@@ -203,7 +203,7 @@ describe('Tracing: exporting to an OTLP collector', () => {
   });
 
   it("continues the caller's trace from an incoming traceparent", async () => {
-    const tracing = startTracing();
+    const tracing = await startTracing();
     const incoming = validTraceparent();
 
     const http = tracing.startHttpSpan('POST', '/mcp', { traceparent: incoming.header });
@@ -218,7 +218,7 @@ describe('Tracing: exporting to an OTLP collector', () => {
   });
 
   it('marks a throwing span ERROR with an exception event, and rethrows', async () => {
-    const tracing = startTracing();
+    const tracing = await startTracing();
     const error = new RangeError('boom');
 
     await expect(tracing.inSpan('tool write_file', {}, () => Promise.reject(error))).rejects.toBe(error);
@@ -235,7 +235,7 @@ describe('Tracing: exporting to an OTLP collector', () => {
   });
 
   it('fails a server span on 5xx only, and ends it once', async () => {
-    const tracing = startTracing();
+    const tracing = await startTracing();
     const failed = tracing.startHttpSpan('GET', '/health/ready', {});
     failed.end(503);
     failed.end(200);
@@ -253,7 +253,7 @@ describe('Tracing: exporting to an OTLP collector', () => {
   });
 
   it('records an unknown method as _OTHER and a request without a route by its method only', async () => {
-    const tracing = startTracing();
+    const tracing = await startTracing();
     tracing.startHttpSpan('BREW<script>', undefined, {}).end(404);
     await tracing.shutdown();
 
@@ -266,7 +266,7 @@ describe('Tracing: exporting to an OTLP collector', () => {
   });
 
   it('has no trace id outside a span, and stops exporting after shutdown', async () => {
-    const tracing = startTracing();
+    const tracing = await startTracing();
     expect(tracing.traceId()).toBeUndefined();
     await tracing.shutdown();
     await tracing.shutdown();
@@ -276,7 +276,7 @@ describe('Tracing: exporting to an OTLP collector', () => {
   });
 
   it('rejects shutdown when the collector refuses the last export, and stays stopped', async () => {
-    const tracing = startTracing();
+    const tracing = await startTracing();
     collector.failWith = 400;
     await tracing.inSpan('tool read_text_file', {}, async () => undefined);
 
@@ -286,7 +286,7 @@ describe('Tracing: exporting to an OTLP collector', () => {
   });
 
   it('nests spans under a Fastify request when the handler runs inside HttpSpan.run', async () => {
-    const tracing = startTracing();
+    const tracing = await startTracing();
     const spans = new WeakMap<object, HttpSpan>();
     const app = Fastify();
     app.addHook('onRequest', (request, _reply, done) => {
