@@ -23,7 +23,7 @@ export function pinning() {
 }
 
 /** Prefixes a command with taskset when pinning is available. */
-function pinned(pin, core, args) {
+export function pinnedCommand(pin, core, args) {
   return pin.pinned ? ['taskset', ['-c', String(core), ...args]] : [args[0], args.slice(1)];
 }
 
@@ -51,12 +51,48 @@ export function freePort() {
 }
 
 /**
- * Starts `node dist/cli.js serve` (on core 0 when pinned) and resolves once it prints "serving MCP at".
- * With taskset the child's PID is node's own: taskset execs the command.
+ * Starts a server process (on core 0 when pinned) and resolves once it prints "serving MCP at <url>" on
+ * stderr. With taskset the child's PID is the server's own: taskset execs the command.
+ */
+export async function startProcess({ pin, args, env = {}, label = 'server' }) {
+  const [command, commandArgs] = pinnedCommand(pin, 0, args);
+  const launched = performance.now();
+  const child = spawn(command, commandArgs, {
+    cwd: REPO,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  let startupMs;
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${label} did not start in 30 s:\n${stderr}`)), 30_000);
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      const match = /serving MCP at (\S+)/.exec(stderr);
+      if (match) {
+        clearTimeout(timer);
+        startupMs = performance.now() - launched;
+        resolve(match[1]);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${label} exited (${signal ?? code}) before serving:\n${stderr}`));
+    });
+  });
+  // Keep draining stderr so a chatty server never blocks on a full pipe; keep the tail for diagnostics.
+  child.stderr.on('data', (chunk) => {
+    stderr = (stderr + chunk).slice(-20_000);
+  });
+  return { child, pid: child.pid, url, startupMs, stderr: () => stderr };
+}
+
+/**
+ * Starts `node dist/cli.js serve` with production defaults (info logging, rate limits on but high enough
+ * that the load is never refused); `env` overrides them.
  */
 export async function startServer({ pin, workspace, dataDir, nodeArgs = [], env = {} }) {
   const port = await freePort();
-  // The limits stay on, so their cost is measured, but high enough that the load is never refused.
   const config = path.join(dataDir, 'bench-config.json');
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(
@@ -65,7 +101,6 @@ export async function startServer({ pin, workspace, dataDir, nodeArgs = [], env 
       rateLimit: { perIp: 1e9, tiers: { default: { requests: 1e9, maxInFlight: 100_000 } } },
     }),
   );
-  env = { BASTION_CONFIG: config, ...env };
   const args = [
     process.execPath,
     ...nodeArgs,
@@ -78,33 +113,13 @@ export async function startServer({ pin, workspace, dataDir, nodeArgs = [], env 
     '--data-dir',
     dataDir,
   ];
-  const [command, commandArgs] = pinned(pin, 0, args);
-  const child = spawn(command, commandArgs, {
-    cwd: REPO,
-    env: { ...process.env, BASTION_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+  const server = await startProcess({
+    pin,
+    args,
+    env: { BASTION_CONFIG: config, BASTION_LOG_LEVEL: 'info', ...env },
+    label: 'Bastion',
   });
-  let stderr = '';
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${stderr}`)), 30_000);
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-      const match = /serving MCP at (\S+)/.exec(stderr);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${signal ?? code}) before serving:\n${stderr}`));
-    });
-  });
-  // Keep draining stderr so a chatty server never blocks on a full pipe; keep the tail for diagnostics.
-  child.stderr.on('data', (chunk) => {
-    stderr = (stderr + chunk).slice(-20_000);
-  });
-  return { child, pid: child.pid, url, port, stderr: () => stderr };
+  return { ...server, port };
 }
 
 /** Signals the server by PID and waits for it to exit (SIGKILL after `graceMs`). */
@@ -136,7 +151,7 @@ const loadChildren = new Set();
 
 /** Runs bench/load.mjs (on core 1 when pinned) with one spec and returns its JSON result. */
 export function runLoad(pin, spec) {
-  const [command, args] = pinned(pin, 1, [process.execPath, LOAD, JSON.stringify(spec)]);
+  const [command, args] = pinnedCommand(pin, 1, [process.execPath, LOAD, JSON.stringify(spec)]);
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     loadChildren.add(child);
@@ -286,14 +301,22 @@ export function envNumber(name, fallback) {
   return process.env[name] && Number.isFinite(value) && value > 0 ? value : fallback;
 }
 
-/** Sends one prepared request ({ headers, body }) as a POST; the status and the body as text. */
+/**
+ * Sends one prepared request ({ headers, body }) as a POST; the status, the content type, the session id
+ * a stateful server hands out, and the body as text.
+ */
 export async function post(url, request) {
   const response = await globalThis.fetch(url, {
     method: 'POST',
     headers: request.headers,
     body: request.body,
   });
-  return { status: response.status, body: await response.text() };
+  return {
+    status: response.status,
+    contentType: response.headers.get('content-type'),
+    session: response.headers.get('mcp-session-id'),
+    body: await response.text(),
+  };
 }
 
 /** A number for a report table; n/a when there is none. */

@@ -99,15 +99,17 @@ async function throughput(spec) {
   };
 }
 
-/** POSTs one request and reads the whole response. */
-function post(url, agent, request) {
+/** Sends one request (POST unless it says otherwise) and reads the whole response. */
+function exchange(url, agent, request, headers = request.headers) {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: request.headers }, (res) => {
+    const method = request.method ?? 'POST';
+    const req = http.request(url, { method, agent, headers }, (res) => {
       const chunks = [];
       res.on('data', (chunk) => chunks.push(chunk));
       res.on('end', () =>
         resolve({
           status: res.statusCode,
+          session: res.headers['mcp-session-id'],
           body: Buffer.concat(chunks).toString('utf8'),
           reused: req.reusedSocket,
         }),
@@ -120,15 +122,22 @@ function post(url, agent, request) {
   });
 }
 
-/** Runs the steps in order; returns null on success or the first failure's reason. */
+/**
+ * Runs the steps in order; returns null on success or the first failure's reason. A session id a response
+ * hands out (Mcp-Session-Id, stateful servers) goes on every later step, as a client sends it. A step
+ * expects a result (checked, with `expectText` against the tool text), `accepted` (202) or `ok` (any 2xx).
+ */
 async function runSteps(url, agent, steps, stats) {
+  let session;
   for (const [index, step] of steps.entries()) {
     let response;
     try {
-      response = await post(url, agent, step);
+      const headers = session ? { ...step.headers, 'mcp-session-id': session } : step.headers;
+      response = await exchange(url, agent, step, headers);
     } catch (error) {
       return `step ${index + 1}: ${error.message}`;
     }
+    session ??= response.session;
     stats.requests++;
     if (index > 0 && response.reused) stats.reusedSockets++;
     if (step.expect === 'accepted') {
@@ -136,6 +145,7 @@ async function runSteps(url, agent, steps, stats) {
       continue;
     }
     if (response.status < 200 || response.status > 299) return `step ${index + 1}: HTTP ${response.status}`;
+    if (step.expect === 'ok') continue;
     const reason = checkResult(response.body, step.expectText);
     if (reason !== null) return `step ${index + 1}: ${reason}`;
   }
@@ -301,7 +311,7 @@ async function scenarioRun(spec) {
     let body = '';
     let transportError = null;
     try {
-      ({ status, body } = await post(spec.url, agent, step.request));
+      ({ status, body } = await exchange(spec.url, agent, step.request));
     } catch (error) {
       transportError = error.message;
     }

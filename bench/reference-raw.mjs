@@ -2,17 +2,21 @@
 // the bytes Bastion answered the same request with (captured by run.mjs), one answer per protocol revision.
 // Nothing is parsed, checked or read from disk: what separates Bastion from this is Bastion's own work.
 //
-//   node bench/reference-raw.mjs <port> <answers.json>      answers.json: { "<revision>": "<body>", ... }
+//   node bench/reference-raw.mjs <port> <answers.json>
+//   answers.json: { "<revision>": { "contentType": "...", "body": "..." }, ... }
 import { Buffer } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 
 const [port, answersFile] = process.argv.slice(2);
 const answers = Object.fromEntries(
-  Object.entries(JSON.parse(readFileSync(answersFile, 'utf8'))).map(([revision, body]) => [
-    revision,
-    Buffer.from(body),
-  ]),
+  Object.entries(JSON.parse(readFileSync(answersFile, 'utf8'))).map(([revision, answer]) => {
+    const body = Buffer.from(answer.body);
+    return [
+      revision,
+      { body, headers: { 'content-type': answer.contentType, 'content-length': body.length } },
+    ];
+  }),
 );
 const fallback = Object.values(answers)[0];
 
@@ -20,9 +24,9 @@ http
   .createServer((req, res) => {
     req.on('data', () => undefined);
     req.on('end', () => {
-      const body = answers[req.headers['mcp-protocol-version']] ?? fallback;
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-      res.end(body);
+      const answer = answers[req.headers['mcp-protocol-version']] ?? fallback;
+      res.writeHead(200, answer.headers);
+      res.end(answer.body);
     });
   })
   .listen(Number(port), '127.0.0.1', () => {

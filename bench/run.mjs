@@ -1,8 +1,12 @@
-// Load harness: `npm run bench` (builds first). Starts Bastion on core 0, drives it from core 1, prints a
-// markdown table and writes bench/results/latest.json.
+// Load harness: `npm run bench` (builds first). Starts Bastion on core 0, drives it from core 1, measures
+// the reference servers (the official SDK v1 server and a raw node:http server answering the same bytes)
+// and Bastion with its optional parts off in the same run, pinned alike, and prints markdown tables, the
+// ratios and the targets; writes bench/results/latest.json.
 //
 // Environment: BENCH_DURATION (seconds per measured scenario, default 10), BENCH_WARMUP (seconds, default 2),
-// BENCH_CONNECTIONS (default "1,16,64"), BENCH_CONVERSE_CONNECTIONS (converse rows, default "1,16"),
+// BENCH_CONNECTIONS (Bastion's own rows, default "1,16"), BENCH_COMPARE_CONNECTIONS (the comparison with the
+// references, default 64), BENCH_REPEAT (comparison repetitions, interleaved; medians reported, default 2),
+// BENCH_COLD_STARTS (launches of each stdio server, default 5), BENCH_CONVERSE_CONNECTIONS (converse rows, default "1,16"),
 // BENCH_CALLERS (connect-cycle callers, default 16), BENCH_CLIENTS (memory scenario clients, default 1000),
 // BENCH_MEMORY_ROUNDS (rounds of those clients, default 5: garbage the collector has not yet reclaimed looks
 // like growth after one round, a leak keeps growing), BENCH_NO_PIN=1 (skip taskset).
@@ -31,6 +35,9 @@ import {
   startServer,
   stopServer,
 } from './harness.mjs';
+import { median, stdioColdStart } from './cold-start.mjs';
+import { sdkV1CycleSteps, sdkV1ToolCall, startRaw, startSdkV1 } from './references.mjs';
+import { ratios, targets } from './targets.mjs';
 import {
   BENCH_FILE,
   CLIENT_INFO,
@@ -50,7 +57,19 @@ import {
 const DURATION = envNumber('BENCH_DURATION', 10);
 const WARMUP = process.env.BENCH_WARMUP === '0' ? 0 : envNumber('BENCH_WARMUP', 2);
 const connectionList = (value) => value.split(',').map(Number).filter(Boolean);
-const CONNECTIONS = connectionList(process.env.BENCH_CONNECTIONS ?? '1,16,64');
+const CONNECTIONS = connectionList(process.env.BENCH_CONNECTIONS ?? '1,16');
+const COMPARE_CONNECTIONS = envNumber('BENCH_COMPARE_CONNECTIONS', 64);
+const REPEAT = envNumber('BENCH_REPEAT', 2);
+const COLD_STARTS = envNumber('BENCH_COLD_STARTS', 5);
+const SERVE_STARTS = 3;
+// The optional parts of the production surface; authentication, the Origin check, request ids and security
+// headers are not optional and stay on.
+const OPTIONAL_OFF = {
+  BASTION_RATE_LIMIT_ENABLED: 'false',
+  BASTION_AUDIT_ENABLED: 'false',
+  BASTION_METRICS_ENABLED: 'false',
+  BASTION_LOG_LEVEL: 'warn',
+};
 // converse writes a conversation to SQLite on every call: two rows show the single-caller latency and the
 // throughput once the writes queue up.
 const CONVERSE_CONNECTIONS = connectionList(process.env.BENCH_CONVERSE_CONNECTIONS ?? '1,16');
@@ -66,10 +85,11 @@ const log = (message) => process.stderr.write(`[bench] ${message}\n`);
  * the whole text block, or with `check` checkAnswer, in a converse answer).
  */
 async function verify(url, label, request, expectText, check = checkResult) {
-  const { status, body } = await post(url, request);
+  const { status, body, contentType } = await post(url, request);
   const reason = status >= 200 && status <= 299 ? check(body, expectText) : `HTTP ${status}`;
   if (reason !== null) throw new Error(`${label} verification failed: ${reason}\n${body.slice(0, 500)}`);
   log(`${label}: verified (HTTP ${status}, ${body.length} bytes, the result holds the file text)`);
+  return { contentType, body };
 }
 
 /**
@@ -210,8 +230,55 @@ function markdown(report) {
           `(after the last: **${signedMib(m.rssLastDeltaKiB)}**)`
         : ''),
   );
+  if (m.rssIdleKiB !== undefined)
+    lines.push(`- Idle RSS (production defaults, just started): **${mib(m.rssIdleKiB)}**`);
+  const cold = report.coldStart;
+  lines.push(
+    `- Cold start, stdio (spawn → answer to initialize, median of ${cold.stdio.runs.bastion.length}): Bastion ` +
+      `**${cold.stdio.bastionMs} ms**, reference filesystem server ${cold.stdio.referenceMs} ms ` +
+      `(**${fmt(cold.stdio.ratio)}×**; runs ${cold.stdio.runs.bastion.join('/')} vs ${cold.stdio.runs.reference.join('/')} ms)`,
+    `- Cold start, serve (spawn → port open, median of ${cold.serve.runs.length}): Bastion **${cold.serve.bastionMs} ms** ` +
+      `(SDK v1 reference ${cold.serve.sdkV1Ms} ms)`,
+  );
+  const cmp = report.comparison;
+  const serverName = {
+    'sdk-v1': 'official SDK v1 (express, stateful, one session)',
+    raw: 'raw node:http answering the same bytes',
+    defaults: 'Bastion, production defaults',
+    'optional-off': 'Bastion, rate limits, audit and metrics off, log level warn',
+  };
+  lines.push(
+    '',
+    `Comparison: tools/call read_text_file, ${cmp.connections} connections, median of ${cmp.repetitions} ` +
+      'interleaved repetitions, every server pinned alike.',
+    '',
+    '| server | protocol | calls/s | p50 (ms) | p99 (ms) | repetitions (calls/s) | errors | server CPU (cores) |',
+    '|---|---|---:|---:|---:|---|---:|---:|',
+  );
+  for (const r of cmp.rows) {
+    lines.push(
+      `| ${serverName[r.server]} | ${r.protocol} | ${fmt(r.requestsPerSec, 0)} | ${fmt(r.latencyMs.p50)} | ` +
+        `${fmt(r.latencyMs.p99)} | ${r.repetitions.map((v) => fmt(v, 0)).join(', ')} | ${r.errors} | ` +
+        `${fmt(r.cpu.serverCores)} |`,
+    );
+  }
+  lines.push(
+    '',
+    '| Bastion | protocol | calls/s | × SDK v1 | × raw | p99 ÷ SDK v1 p99 |',
+    '|---|---|---:|---:|---:|---:|',
+  );
+  for (const r of report.ratios) {
+    lines.push(
+      `| ${r.server} | ${r.protocol} | ${fmt(r.callsPerSec, 0)} | ${fmt(r.toSdkV1)} | ${fmt(r.toRaw)} | ` +
+        `${fmt(r.p99ToSdkV1)} |`,
+    );
+  }
+  lines.push('', '| target | this run | met |', '|---|---|---|');
+  for (const t of report.targets) lines.push(`| ${t.target} | ${t.figure} | ${t.met ? 'yes' : '**no**'} |`);
+  lines.push('');
   const interference = (r) => (r.cpu.otherCores ?? 0) + (r.cpu.stealCores ?? 0);
-  const noisy = [...report.throughput, ...report.cycles].filter((r) => interference(r) > 0.15);
+  const measuredRows = [...report.throughput, ...report.cycles, ...cmp.rows];
+  const noisy = measuredRows.filter((r) => interference(r) > 0.15);
   const before = report.meta.otherCoresBeforeStart ?? 0;
   if (noisy.length > 0 || before > 0.15) {
     const worst = Math.max(0, ...noisy.map(interference));
@@ -228,30 +295,96 @@ function markdown(report) {
   return lines.join('\n');
 }
 
+/** One throughput measurement with the server's CPU accounted; logged as it completes. */
+async function measure(pin, pid, label, spec) {
+  log(`${label} x${spec.connections}: ${spec.warmup} s warm-up + ${spec.duration} s`);
+  const { result: r, cpu } = await withCpuAccounting(pid, () =>
+    runLoad(pin, { mode: 'throughput', ...spec }),
+  );
+  log(
+    `  ${r.requestsPerSec} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, ${r.errors} errors; ` +
+      `CPU cores: server ${cpu.serverCores}, load ${cpu.loadCores}, other processes ${cpu.otherCores}, steal ${cpu.stealCores}`,
+  );
+  return { ...r, cpu };
+}
+
+/** One connect-cycle measurement. */
+async function measureCycles(pin, pid, label, spec) {
+  log(`connect cycle ${label}, ${CALLERS} callers: ${WARMUP} s warm-up + ${DURATION} s`);
+  const { result: r, cpu } = await withCpuAccounting(pid, () =>
+    runLoad(pin, { mode: 'cycle', callers: CALLERS, duration: DURATION, warmup: WARMUP, ...spec }),
+  );
+  log(
+    `  ${r.cyclesPerSec} cycles/s, p50 ${r.cycleLatencyMs.p50} ms, ${r.errors} errors; ` +
+      `CPU cores: server ${cpu.serverCores}, load ${cpu.loadCores}, other processes ${cpu.otherCores}, steal ${cpu.stealCores}`,
+  );
+  return { ...r, cpu };
+}
+
+/** The row whose requests/s is the median of the repetitions (the lower middle for an even count). */
+function medianRow(rows) {
+  const sorted = [...rows].sort((a, b) => a.requestsPerSec - b.requestsPerSec);
+  return { ...sorted[(sorted.length - 1) >> 1], repetitions: rows.map((r) => r.requestsPerSec) };
+}
+
+/** Launch times: `bastion stdio` against the reference filesystem server, and `serve` to its port. */
+async function coldStarts(pin) {
+  const ws = makeWorkspace();
+  try {
+    log(`cold start: ${COLD_STARTS} launches each of bastion stdio and the reference filesystem server`);
+    const stdio = await stdioColdStart(pin, ws, COLD_STARTS);
+    log(`  stdio initialize: Bastion ${stdio.bastionMs} ms, reference ${stdio.referenceMs} ms`);
+    const serveRuns = [];
+    for (let run = 0; run <= SERVE_STARTS; run++) {
+      const server = await startServer({ pin, workspace: ws.workspace, dataDir: ws.dataDir });
+      await stopServer(server);
+      if (run > 0) serveRuns.push(Math.round(server.startupMs));
+    }
+    const sdk = await startSdkV1(pin, ws.workspace);
+    await stopServer(sdk);
+    const serve = { bastionMs: median(serveRuns), runs: serveRuns, sdkV1Ms: Math.round(sdk.startupMs) };
+    log(`  serve to port: Bastion ${serve.bastionMs} ms (SDK v1 reference ${serve.sdkV1Ms} ms)`);
+    return { stdio, serve };
+  } finally {
+    ws.remove();
+  }
+}
+
 async function main() {
   const pin = pinning();
   if (!pin.pinned) log(`WARNING: running without CPU pinning (${pin.why}); server and load share cores`);
   const otherCoresBeforeStart = await busyBeforeStart(log);
+  const coldStart = await coldStarts(pin);
   const ws = makeWorkspace();
-  let server;
+  const servers = [];
   const cleanup = async () => {
     killLoadChildren();
-    if (server) await stopServer(server);
+    await Promise.all(servers.map((server) => stopServer(server)));
     ws.remove();
   };
   process.once('SIGINT', () => {
     cleanup().finally(() => process.exit(130));
   });
   try {
-    server = await startServer({ pin, workspace: ws.workspace, dataDir: ws.dataDir });
+    const server = await startServer({ pin, workspace: ws.workspace, dataDir: ws.dataDir });
+    servers.push(server);
     log(`server pid ${server.pid} at ${server.url} (${pin.pinned ? 'core 0' : 'unpinned'})`);
+    await sleep(1000);
+    const rssIdleKiB = rssKiB(server.pid);
+    log(`idle RSS ${mib(rssIdleKiB)}`);
     const expectText = ws.text;
 
     const legacy = legacyToolCall();
-    await verify(server.url, `${LEGACY} tools/call`, legacy, expectText);
+    const answers = {};
+    answers[LEGACY] = await verify(server.url, `${LEGACY} tools/call`, legacy, expectText);
     const captured = await captureModern(server.url, expectText);
     const modern = captured.toolCall;
-    await verify(server.url, `${MODERN} tools/call (replayed SDK request)`, modern, expectText);
+    answers[MODERN] = await verify(
+      server.url,
+      `${MODERN} tools/call (replayed SDK request)`,
+      modern,
+      expectText,
+    );
     const shapeMatches =
       sameShape(modern, modernToolCall()) && sameShape(captured.discover, modernDiscover());
     if (!shapeMatches)
@@ -265,7 +398,7 @@ async function main() {
       await verify(server.url, `${protocol} converse`, converse[protocol], expectText, checkAnswer);
     }
 
-    const memory = await memoryScenario(pin, server, expectText);
+    const memory = { rssIdleKiB, ...(await memoryScenario(pin, server, expectText)) };
     log(`memory: RSS ${mib(memory.rssBeforeKiB)} -> ${mib(memory.rssAfterKiB)}`);
 
     const throughput = [];
@@ -290,28 +423,24 @@ async function main() {
       ),
     ];
     for (const { scenario, protocol, connections, request, expectIn } of throughputSpecs) {
-      log(`${scenario} ${protocol} x${connections}: ${WARMUP} s warm-up + ${DURATION} s`);
-      const { result: r, cpu } = await withCpuAccounting(server.pid, () =>
-        runLoad(pin, {
-          mode: 'throughput',
-          url: server.url,
-          connections,
-          duration: DURATION,
-          warmup: WARMUP,
-          request,
-          expectText,
-          ...(expectIn ? { expectIn } : {}),
-        }),
-      );
-      log(
-        `  ${r.requestsPerSec} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, ${r.errors} errors; ` +
-          `CPU cores: server ${cpu.serverCores}, load ${cpu.loadCores}, other processes ${cpu.otherCores}, steal ${cpu.stealCores}`,
-      );
-      throughput.push({ scenario, protocol, ...r, cpu });
+      const r = await measure(pin, server.pid, `${scenario} ${protocol}`, {
+        url: server.url,
+        connections,
+        duration: DURATION,
+        warmup: WARMUP,
+        request,
+        expectText,
+        ...(expectIn ? { expectIn } : {}),
+      });
+      throughput.push({ scenario, protocol, ...r });
     }
 
+    const sdkV1 = await startSdkV1(pin, ws.workspace);
+    servers.push(sdkV1);
     const cycleSpecs = [
       {
+        server: 'defaults',
+        target: server,
         label: 'initialize → notifications/initialized → tools/call',
         protocol: LEGACY,
         steps: [
@@ -321,6 +450,8 @@ async function main() {
         ],
       },
       {
+        server: 'defaults',
+        target: server,
         label: 'server/discover → tools/call',
         protocol: MODERN,
         steps: [
@@ -328,28 +459,30 @@ async function main() {
           { ...modern, expect: 'result', expectText },
         ],
       },
+      {
+        server: 'sdk-v1',
+        target: sdkV1,
+        label: 'SDK v1 reference: initialize → tools/call → DELETE',
+        protocol: LEGACY,
+        steps: sdkV1CycleSteps(expectText),
+      },
     ];
     const cycles = [];
-    for (const spec of cycleSpecs) {
-      log(
-        `connect cycle ${spec.protocol} (${spec.label}), ${CALLERS} callers: ${WARMUP} s warm-up + ${DURATION} s`,
-      );
-      const { result: r, cpu } = await withCpuAccounting(server.pid, () =>
-        runLoad(pin, {
-          mode: 'cycle',
-          url: server.url,
-          callers: CALLERS,
-          duration: DURATION,
-          warmup: WARMUP,
-          steps: spec.steps,
-        }),
-      );
-      log(
-        `  ${r.cyclesPerSec} cycles/s, p50 ${r.cycleLatencyMs.p50} ms, ${r.errors} errors; ` +
-          `CPU cores: server ${cpu.serverCores}, load ${cpu.loadCores}, other processes ${cpu.otherCores}, steal ${cpu.stealCores}`,
-      );
-      cycles.push({ scenario: 'connect cycle', label: spec.label, protocol: spec.protocol, ...r, cpu });
+    for (const { server: name, target, label, protocol, steps } of cycleSpecs) {
+      const r = await measureCycles(pin, target.pid, `${protocol} (${label})`, { url: target.url, steps });
+      cycles.push({ scenario: 'connect cycle', server: name, label, protocol, ...r });
     }
+
+    const comparison = await compare(pin, {
+      server,
+      sdkV1,
+      answers,
+      legacy,
+      modern,
+      expectText,
+      ws,
+      servers,
+    });
 
     const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8'));
     const report = {
@@ -374,10 +507,14 @@ async function main() {
           },
         },
       },
+      coldStart,
       throughput,
       cycles,
+      comparison,
       memory,
     };
+    report.ratios = ratios(report);
+    report.targets = targets(report);
     const table = markdown(report);
     process.stdout.write(`\n${table}\n`);
     const out = path.join(REPO, 'bench', 'results');
@@ -391,6 +528,59 @@ async function main() {
   } finally {
     await cleanup();
   }
+}
+
+/**
+ * Bastion with production defaults and with the optional parts off, the SDK v1 reference and the raw
+ * reference, each at COMPARE_CONNECTIONS callers, REPEAT times in turn so drift on a shared machine falls
+ * on every server alike; the median of each.
+ */
+async function compare(pin, { server, sdkV1, answers, legacy, modern, expectText, ws, servers }) {
+  const offDir = path.join(ws.root, 'data-optional-off');
+  const off = await startServer({ pin, workspace: ws.workspace, dataDir: offDir, env: OPTIONAL_OFF });
+  servers.push(off);
+  const raw = await startRaw(pin, ws.dataDir, answers);
+  servers.push(raw);
+  const sdkCall = await sdkV1ToolCall(sdkV1.url);
+  await verify(sdkV1.url, 'SDK v1 reference tools/call', sdkCall, expectText);
+  for (const protocol of [LEGACY, MODERN]) {
+    const request = protocol === LEGACY ? legacy : modern;
+    await verify(off.url, `optional parts off ${protocol} tools/call`, request, expectText);
+    await verify(raw.url, `raw reference ${protocol} answer`, request, expectText);
+  }
+  const targets = [
+    { server: 'sdk-v1', protocol: LEGACY, target: sdkV1, request: sdkCall },
+    ...[LEGACY, MODERN].flatMap((protocol) => {
+      const request = protocol === LEGACY ? legacy : modern;
+      return [
+        { server: 'raw', protocol, target: raw, request },
+        { server: 'defaults', protocol, target: server, request },
+        { server: 'optional-off', protocol, target: off, request },
+      ];
+    }),
+  ];
+  const measured = new Map(targets.map((t) => [t, []]));
+  for (let repetition = 1; repetition <= REPEAT; repetition++) {
+    for (const t of targets) {
+      const label = `compare ${repetition}/${REPEAT}: ${t.server} ${t.protocol}`;
+      measured.get(t).push(
+        await measure(pin, t.target.pid, label, {
+          url: t.target.url,
+          connections: COMPARE_CONNECTIONS,
+          duration: DURATION,
+          warmup: WARMUP,
+          request: t.request,
+          expectText,
+        }),
+      );
+    }
+  }
+  return {
+    connections: COMPARE_CONNECTIONS,
+    repetitions: REPEAT,
+    optionalOff: OPTIONAL_OFF,
+    rows: targets.map((t) => ({ server: t.server, protocol: t.protocol, ...medianRow(measured.get(t)) })),
+  };
 }
 
 main().catch((error) => {

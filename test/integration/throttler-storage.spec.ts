@@ -181,6 +181,9 @@ describe.each([
 });
 
 describe("redis throttler storage windows on Redis's clock", () => {
+  // Redis's clock cannot be faked: the hits of one window must land within it on a busy machine too, and
+  // the test then waits for Redis's clock to pass it.
+  const WINDOW = 500;
   let subject: ReturnType<typeof redisSubject>;
   beforeAll(() => {
     subject = redisSubject(server);
@@ -190,29 +193,29 @@ describe("redis throttler storage windows on Redis's clock", () => {
   it('starts counting afresh once the ttl has passed', async () => {
     const { storage, redis } = subject;
     const key = freshKey();
-    await storage.increment(key, 50, 5, 50, 'default');
-    expect((await storage.increment(key, 50, 5, 50, 'default')).totalHits).toBe(2);
-    await untilRedisClock(redis, await redisNow(redis), 50);
-    const record = await storage.increment(key, 50, 5, 50, 'default');
+    await storage.increment(key, WINDOW, 5, WINDOW, 'default');
+    expect((await storage.increment(key, WINDOW, 5, WINDOW, 'default')).totalHits).toBe(2);
+    await untilRedisClock(redis, await redisNow(redis), WINDOW);
+    const record = await storage.increment(key, WINDOW, 5, WINDOW, 'default');
     expect(record).toMatchObject({ totalHits: 1, timeToExpire: 1, isBlocked: false });
   });
 
   it('keeps blocking for blockDuration after the window has passed', async () => {
     const { storage, redis } = subject;
     const key = freshKey();
-    for (let i = 0; i < 2; i++) await storage.increment(key, 50, 1, MINUTE, 'default');
-    await untilRedisClock(redis, await redisNow(redis), 50);
-    const afterWindow = await storage.increment(key, 50, 1, MINUTE, 'default');
+    for (let i = 0; i < 2; i++) await storage.increment(key, WINDOW, 1, MINUTE, 'default');
+    await untilRedisClock(redis, await redisNow(redis), WINDOW);
+    const afterWindow = await storage.increment(key, WINDOW, 1, MINUTE, 'default');
     expect(afterWindow).toMatchObject({ isBlocked: true, timeToBlockExpire: 60 });
   });
 
   it('counts afresh once the block has passed', async () => {
     const { storage, redis } = subject;
     const key = freshKey();
-    for (let i = 0; i < 2; i++) await storage.increment(key, 50, 1, 100, 'default');
-    expect((await storage.increment(key, 50, 1, 100, 'default')).isBlocked).toBe(true);
-    await untilRedisClock(redis, await redisNow(redis), 100);
-    const afterBlock = await storage.increment(key, 50, 1, 100, 'default');
+    for (let i = 0; i < 2; i++) await storage.increment(key, WINDOW, 1, 2 * WINDOW, 'default');
+    expect((await storage.increment(key, WINDOW, 1, 2 * WINDOW, 'default')).isBlocked).toBe(true);
+    await untilRedisClock(redis, await redisNow(redis), 2 * WINDOW);
+    const afterBlock = await storage.increment(key, WINDOW, 1, 2 * WINDOW, 'default');
     expect(afterBlock).toMatchObject({ totalHits: 1, isBlocked: false });
   });
 });
@@ -238,15 +241,15 @@ describe('redis throttler storage across instances', () => {
     const storage = new RedisThrottlerStorage(redis, { prefix: 'expiry-test:' });
     try {
       // A block outlasting the window keeps the keys for the block, not the window.
-      for (let i = 0; i < 2; i++) await storage.increment('blocked', 50, 1, MINUTE, 'default');
+      for (let i = 0; i < 2; i++) await storage.increment('blocked', 500, 1, MINUTE, 'default');
       const kept = await redis.keys('expiry-test:*blocked*');
       expect(kept).toHaveLength(2);
       for (const key of kept) expect(await redis.pttl(key)).toBeGreaterThan(MINUTE - 5_000);
-      for (let i = 0; i < 2; i++) await storage.increment('client', 50, 1, 100, 'default');
+      for (let i = 0; i < 2; i++) await storage.increment('client', 500, 1, 1000, 'default');
       const keys = await redis.keys('expiry-test:*client*');
       expect(keys).toHaveLength(2);
       for (const key of keys) expect(await redis.pttl(key)).toBeGreaterThan(0);
-      await untilRedisClock(redis, await redisNow(redis), 100);
+      await untilRedisClock(redis, await redisNow(redis), 1000);
       expect(await redis.keys('expiry-test:*client*')).toEqual([]);
     } finally {
       await storage.close();
