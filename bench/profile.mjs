@@ -1,19 +1,23 @@
-// CPU profile of the server under load: `node bench/profile.mjs [protocol=2025-06-18] [connections=64]`
-// (after `npm run build`). Runs the server with --cpu-prof (core 0), drives tools/call read_text_file
+// CPU profile of the server under load: `node bench/profile.mjs [protocol=2025-06-18] [connections=64]
+// [tool=read_text_file|converse]` (after `npm run build`). Runs the server with --cpu-prof (core 0), drives the tools/call
 // from core 1 for BENCH_DURATION seconds (default 10), stops the server with SIGINT so V8 writes the
 // profile, and prints the top self-time functions. BENCH_PROF_DIR sets the directory (/tmp/bastion-prof).
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { formatSummary, resolveProfile, summarize } from './cpuprofile-summary.mjs';
 import { makeWorkspace, pinning, runLoad, startServer, stopServer, withCpuAccounting } from './harness.mjs';
-import { LEGACY, MODERN, legacyToolCall, modernToolCall } from './mcp-requests.mjs';
+import { CONVERSE_ARGS, LEGACY, MODERN, legacyToolCall, modernToolCall, retarget } from './mcp-requests.mjs';
 
 const protocol = process.argv[2] ?? LEGACY;
 const connections = Number(process.argv[3] ?? 64);
 const duration = Number(process.env.BENCH_DURATION) || 10;
 const dir = process.env.BENCH_PROF_DIR ?? '/tmp/bastion-prof';
-const request = { [LEGACY]: legacyToolCall, [MODERN]: modernToolCall }[protocol]?.();
-if (!request) throw new Error(`protocol must be ${LEGACY} or ${MODERN}`);
+const tool = process.argv[4] ?? 'read_text_file';
+const read = { [LEGACY]: legacyToolCall, [MODERN]: modernToolCall }[protocol]?.();
+if (!read) throw new Error(`protocol must be ${LEGACY} or ${MODERN}`);
+if (tool !== 'read_text_file' && tool !== 'converse')
+  throw new Error('tool must be read_text_file or converse');
+const request = tool === 'converse' ? retarget(read, 'converse', CONVERSE_ARGS) : read;
 
 const pin = pinning();
 if (!pin.pinned) process.stderr.write(`[profile] WARNING: not pinned (${pin.why})\n`);
@@ -39,6 +43,7 @@ try {
       warmup: 0,
       request,
       expectText: ws.text,
+      ...(tool === 'converse' && { expectIn: 'answer' }),
     }),
   );
   process.stderr.write(
@@ -52,7 +57,7 @@ try {
   // Leave out start-up (module loading, Nest bootstrap): everything before the load began.
   const summary = summarize(profile, 15, Math.round(loadStart));
   process.stdout.write(
-    `${file}\n(${protocol}, ${connections} connections, ${duration} s; first ${Math.round(loadStart)} ms of start-up skipped)\n\n` +
+    `${file}\n(${tool}, ${protocol}, ${connections} connections, ${duration} s; first ${Math.round(loadStart)} ms of start-up skipped)\n\n` +
       `${formatSummary(summary)}\n`,
   );
 } finally {

@@ -1,8 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Principal, Scope } from '../auth/principal.js';
 import { configSchema } from '../config/config.schema.js';
-import { ModelRouter, roleOf } from './model-router.js';
-import { ResilientProvider } from './providers/resilient-provider.js';
+import { LazyProvider, ModelRouter, roleOf } from './model-router.js';
 import { RulesProvider } from './providers/rules.provider.js';
 
 const principal = (id: string, ...scopes: Scope[]): Principal => ({
@@ -62,12 +61,29 @@ describe('ModelRouter', () => {
     );
   });
 
-  it('builds each provider once, wrapped in retries and a circuit breaker, and reports it', () => {
+  it('builds each provider once, loaded with its retries and circuit breaker at the first call, and reports it', () => {
     const router = new ModelRouter(agentConfig({ provider: 'openai' }));
     const first = router.select(principal('a', 'files:read')).provider;
     expect(router.select(principal('b', 'files:read')).provider).toBe(first);
-    expect(first).toBeInstanceOf(ResilientProvider);
+    expect(first).toBeInstanceOf(LazyProvider);
     expect(router.status()).toEqual([{ name: 'openai', circuit: 'closed' }]);
+  });
+
+  it('loads the retries and circuit breaker with the provider, and reports the breaker once it opens', async () => {
+    // Nothing listens on port 9 of the loopback: every request is refused at once.
+    const router = new ModelRouter(
+      agentConfig({
+        provider: 'openai',
+        openai: { baseUrl: 'http://127.0.0.1:9/v1' },
+        resilience: { retries: 0, breakerFailures: 1 },
+      }),
+    );
+    const { provider, model } = router.select(principal('a', 'files:read'));
+    const request = { model, system: 'test', messages: [], tools: [], maxOutputTokens: 16 };
+    await expect(provider.complete(request, new AbortController().signal)).rejects.toMatchObject({
+      code: 'provider_unavailable',
+    });
+    expect(router.status()).toEqual([{ name: 'openai', circuit: 'open' }]);
   });
 
   it('names the role from the scopes', () => {

@@ -2,7 +2,7 @@ import type { Principal } from '../auth/principal.js';
 import type { AgentConfig, ProviderName } from '../config/config.schema.js';
 import type { ModelProvider, ModelReply, ModelRequest } from './model-provider.js';
 import type { ProviderError } from './providers/provider.errors.js';
-import { ResilientProvider } from './providers/resilient-provider.js';
+import type { ResilientProvider } from './providers/resilient-provider.js';
 import { RulesProvider } from './providers/rules.provider.js';
 
 /** The provider and model chosen for one turn. */
@@ -64,7 +64,7 @@ export class ModelRouter {
   status(): ProviderStatus[] {
     return [...this.providers].map(([name, provider]) => ({
       name,
-      circuit: provider instanceof ResilientProvider ? provider.circuitState() : 'closed',
+      circuit: provider instanceof LazyProvider ? provider.circuitState() : 'closed',
     }));
   }
 
@@ -85,42 +85,57 @@ export class ModelRouter {
 
   private build(name: ProviderName): ModelProvider {
     if (name === 'rules') return new RulesProvider();
-    const { anthropic, openai, resilience } = this.config;
-    const inner =
-      name === 'anthropic'
-        ? lazily(name, async () => {
-            const { AnthropicProvider } = await import('./providers/anthropic.provider.js');
-            // Config validation requires the key whenever the anthropic provider is configured.
-            return new AnthropicProvider({
-              apiKey: anthropic.apiKey ?? '',
-              ...(anthropic.baseUrl && { baseUrl: anthropic.baseUrl }),
-            });
-          })
-        : lazily(name, async () => {
-            const { OpenAIProvider } = await import('./providers/openai.provider.js');
-            return new OpenAIProvider({
-              ...(openai.apiKey && { apiKey: openai.apiKey }),
-              ...(openai.baseUrl && { baseUrl: openai.baseUrl }),
-            });
-          });
-    return new ResilientProvider(inner, resilience, {
-      onRetry: (error, attempt, delayMs) => this.hooks.onRetry?.(name, error, attempt, delayMs),
-      onCircuit: (state) => this.hooks.onCircuit?.(name, state),
+    return new LazyProvider(name, async () => {
+      const [{ ResilientProvider }, inner] = await Promise.all([
+        import('./providers/resilient-provider.js'),
+        this.sdkProvider(name),
+      ]);
+      return new ResilientProvider(inner, this.config.resilience, {
+        onRetry: (error, attempt, delayMs) => this.hooks.onRetry?.(name, error, attempt, delayMs),
+        onCircuit: (state) => this.hooks.onCircuit?.(name, state),
+      });
+    });
+  }
+
+  private async sdkProvider(name: 'anthropic' | 'openai'): Promise<ModelProvider> {
+    const { anthropic, openai } = this.config;
+    if (name === 'anthropic') {
+      const { AnthropicProvider } = await import('./providers/anthropic.provider.js');
+      // Config validation requires the key whenever the anthropic provider is configured.
+      return new AnthropicProvider({
+        apiKey: anthropic.apiKey ?? '',
+        ...(anthropic.baseUrl && { baseUrl: anthropic.baseUrl }),
+      });
+    }
+    const { OpenAIProvider } = await import('./providers/openai.provider.js');
+    return new OpenAIProvider({
+      ...(openai.apiKey && { apiKey: openai.apiKey }),
+      ...(openai.baseUrl && { baseUrl: openai.baseUrl }),
     });
   }
 }
 
 /**
- * A provider whose SDK is loaded at its first request: a server that never asks a model (the rules
- * provider, or no agent at all) never loads the Anthropic or OpenAI SDK.
+ * A model provider over the network, loaded at its first request with its retries, timeout and circuit
+ * breaker: a server that never asks a model (the rules provider, or no agent at all) never loads the
+ * Anthropic or OpenAI SDK, nor the resilience library.
  */
-function lazily(name: ProviderName, load: () => Promise<ModelProvider>): ModelProvider {
-  let loaded: Promise<ModelProvider> | undefined;
-  return {
-    name,
-    async complete(request: ModelRequest, signal: AbortSignal): Promise<ModelReply> {
-      loaded ??= load();
-      return (await loaded).complete(request, signal);
-    },
-  };
+export class LazyProvider implements ModelProvider {
+  private loading?: Promise<ResilientProvider>;
+  private loaded?: ResilientProvider;
+
+  constructor(
+    readonly name: ProviderName,
+    private readonly load: () => Promise<ResilientProvider>,
+  ) {}
+
+  async complete(request: ModelRequest, signal: AbortSignal): Promise<ModelReply> {
+    this.loading ??= this.load().then((provider) => (this.loaded = provider));
+    return (await this.loading).complete(request, signal);
+  }
+
+  /** Closed until the first request: a breaker that has seen no call has not opened. */
+  circuitState(): ProviderStatus['circuit'] {
+    return this.loaded?.circuitState() ?? 'closed';
+  }
 }

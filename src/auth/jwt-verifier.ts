@@ -1,10 +1,11 @@
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
 import type { BastionConfig } from '../config/config.schema.js';
 import type { AuthFailureReason } from './auth.errors.js';
 import { isScope, type Principal, type Scope } from './principal.js';
 import { own } from '../common/own.js';
 
 type OAuthConfig = BastionConfig['auth']['oauth'];
+type Jose = typeof import('jose');
 
 export class TokenRejected extends Error {
   constructor(readonly reason: AuthFailureReason) {
@@ -16,25 +17,33 @@ export class TokenRejected extends Error {
  * OAuth 2.1 resource-server verification of JWT access tokens (MCP authorization spec): the signature
  * against the issuer's JWKS (fetched and cached by jose, refetched when an unknown key id appears), an
  * allowlisted algorithm, the exact issuer, this server as audience, expiry with a small clock tolerance.
- * The token itself is never stored, logged or forwarded.
+ * The token itself is never stored, logged or forwarded. jose is loaded with the first token: a server that
+ * sees none (API keys only, or local use) never loads it.
  */
 export class JwtVerifier {
-  private readonly keys: ReturnType<typeof createRemoteJWKSet>;
+  private jose?: Promise<{ jose: Jose; keys: ReturnType<Jose['createRemoteJWKSet']> }>;
 
   constructor(
     private readonly config: OAuthConfig & { issuer: string; jwksUrl: string },
     private readonly audience: () => string,
-  ) {
-    this.keys = createRemoteJWKSet(new URL(config.jwksUrl), {
-      timeoutDuration: 5_000,
-      cooldownDuration: 30_000,
-    });
+  ) {}
+
+  private load() {
+    this.jose ??= import('jose').then((jose) => ({
+      jose,
+      keys: jose.createRemoteJWKSet(new URL(this.config.jwksUrl), {
+        timeoutDuration: 5_000,
+        cooldownDuration: 30_000,
+      }),
+    }));
+    return this.jose;
   }
 
   async verify(token: string): Promise<Principal> {
+    const { jose, keys } = await this.load();
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.keys, {
+      ({ payload } = await jose.jwtVerify(token, keys, {
         issuer: this.config.issuer,
         audience: this.audience(),
         algorithms: this.config.algorithms,
@@ -42,7 +51,7 @@ export class JwtVerifier {
         requiredClaims: ['exp', 'sub'],
       }));
     } catch (error) {
-      throw new TokenRejected(reasonFor(error));
+      throw new TokenRejected(reasonFor(jose.errors, error));
     }
     return { id: `oauth:${payload.sub}`, kind: 'oauth', scopes: this.scopesOf(payload), tier: 'default' };
   }
@@ -61,7 +70,7 @@ export class JwtVerifier {
   }
 }
 
-function reasonFor(error: unknown): AuthFailureReason {
+function reasonFor(errors: Jose['errors'], error: unknown): AuthFailureReason {
   if (error instanceof errors.JWTExpired) return 'expired';
   if (error instanceof errors.JWTClaimValidationFailed) {
     if (error.claim === 'iss') return 'wrong_issuer';

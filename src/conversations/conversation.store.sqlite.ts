@@ -79,6 +79,10 @@ interface TurnRow {
  * Conversations in one SQLite file on this machine, shared by the processes of `bastion serve --workers`.
  * WAL lets reads run beside the one writer; synchronous=FULL makes every acknowledged turn survive a power
  * cut, and costs little because a conversation writes once per turn, seconds apart.
+ *
+ * Turn leases go through a second connection with synchronous=NORMAL: they need no durability (a power cut
+ * ends every process that held one), and an fsync per lease taken and released would triple a turn's
+ * writes to disk. The WAL is one file, so the next FULL commit makes them durable anyway.
  */
 export class SqliteConversationStore implements ConversationStore {
   readonly kind = 'sqlite' as const;
@@ -87,13 +91,17 @@ export class SqliteConversationStore implements ConversationStore {
   private readonly retentionMs: number;
   private readonly sql: Statements;
 
+  private readonly leaseSql: LeaseStatements;
+
   private constructor(
     private readonly db: Database.Database,
+    private readonly leaseDb: Database.Database,
     options: SqliteConversationStoreOptions,
   ) {
     this.now = options.now ?? Date.now;
     this.retentionMs = options.retentionMs;
     this.sql = prepareStatements(db);
+    this.leaseSql = prepareLeaseStatements(leaseDb);
     this.leases = new TurnLeases(this.leaseStorage(), options.lockLeaseMs ?? DEFAULT_LEASE_MS);
   }
 
@@ -103,6 +111,7 @@ export class SqliteConversationStore implements ConversationStore {
     // Security: create the file 0600 before SQLite does; its -wal and -shm files copy the file's mode.
     closeSync(openSync(file, 'a', 0o600));
     const db = new Database(file);
+    let leaseDb: Database.Database | undefined;
     try {
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       db.pragma('journal_mode = WAL');
@@ -113,8 +122,12 @@ export class SqliteConversationStore implements ConversationStore {
       // Sorts and temporary tables stay in memory: a container's root filesystem is read-only.
       db.pragma('temp_store = MEMORY');
       migrate(db, file);
-      return new SqliteConversationStore(db, options);
+      leaseDb = new Database(file);
+      leaseDb.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      leaseDb.pragma('synchronous = NORMAL');
+      return new SqliteConversationStore(db, leaseDb, options);
     } catch (error) {
+      leaseDb?.close();
       db.close();
       throw error;
     }
@@ -215,13 +228,13 @@ export class SqliteConversationStore implements ConversationStore {
     return {
       take: async (id, token, leaseMs) => {
         const now = Date.now();
-        return this.sql.lock.run({ id, token, now, expiresAt: now + leaseMs }).changes > 0;
+        return this.leaseSql.lock.run({ id, token, now, expiresAt: now + leaseMs }).changes > 0;
       },
       renew: async (id, token, leaseMs) => {
-        this.sql.renewLock.run({ id, token, expiresAt: Date.now() + leaseMs });
+        this.leaseSql.renewLock.run({ id, token, expiresAt: Date.now() + leaseMs });
       },
       release: async (id, token) => {
-        if (this.db.open) this.sql.releaseLock.run({ id, token });
+        if (this.leaseDb.open) this.leaseSql.releaseLock.run({ id, token });
       },
     };
   }
@@ -238,6 +251,7 @@ export class SqliteConversationStore implements ConversationStore {
 
   async close(): Promise<void> {
     this.leases.close();
+    if (this.leaseDb.open) this.leaseDb.close();
     if (this.db.open) this.db.close();
   }
 }
@@ -279,6 +293,11 @@ function prepareStatements(db: Database.Database) {
     delete: db.prepare(`DELETE FROM conversations WHERE id = @id AND owner = @owner AND ${live}`),
     purge: db.prepare('DELETE FROM conversations WHERE expires_at <= @now'),
     ping: db.prepare('SELECT 1'),
+  };
+}
+
+function prepareLeaseStatements(db: Database.Database) {
+  return {
     // Takes a free lock, or one whose holder's lease ran out; `changes` tells whether it was taken.
     lock: db.prepare(
       `INSERT INTO turn_locks (conversation_id, token, expires_at) VALUES (@id, @token, @expiresAt)
@@ -293,6 +312,7 @@ function prepareStatements(db: Database.Database) {
 }
 
 type Statements = ReturnType<typeof prepareStatements>;
+type LeaseStatements = ReturnType<typeof prepareLeaseStatements>;
 
 function migrate(db: Database.Database, file: string): void {
   const version = () => db.pragma('user_version', { simple: true }) as number;

@@ -24,7 +24,7 @@ import {
   ApiOperation,
   ApiResponse,
   ApiTags,
-} from '@nestjs/swagger';
+} from '../http/api-docs.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ConverseAnswer } from '../agent/agent.service.js';
 import { principalOf } from '../auth/request-principal.js';

@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '../http/api-docs.js';
 import { HealthCheckService } from '@nestjs/terminus';
 import type { FastifyRequest } from 'fastify';
 import { principalOf } from '../auth/request-principal.js';

@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, Res, type DynamicModule } from '@nestjs/common';
-import { ApiExcludeController } from '@nestjs/swagger';
+import { ApiExcludeController } from '../http/api-docs.js';
 import { PrometheusController, PrometheusModule } from '@willsoto/nestjs-prometheus';
 import type { FastifyReply } from 'fastify';
 import { register } from 'prom-client';

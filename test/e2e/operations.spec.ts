@@ -216,7 +216,34 @@ describe('OpenAPI', () => {
     expect(Object.keys(document.paths)).not.toContain('/mcp');
     const page = await get('/docs', bearer('reader'));
     expect(page.status).toBe(200);
-    expect(await page.text()).toContain('swagger');
+    expect(await page.text()).toContain('<script src="./docs/swagger-ui-bundle.js">');
+    expect(await (await get('/docs/', bearer('reader'))).text()).toContain('src="./swagger-ui-bundle.js"');
+  });
+
+  it('applies the route and DTO descriptions when the document is first built', async () => {
+    const document = (await (await get('/openapi.json', bearer('reader'))).json()) as {
+      paths: Record<string, Record<string, { summary?: string; tags?: string[] }>>;
+      components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
+    };
+    expect(document.paths['/v1/conversations']?.post).toMatchObject({
+      summary: 'Start a conversation',
+      tags: ['conversations'],
+    });
+    expect(Object.keys(document.components.schemas.AnswerDto?.properties ?? {})).toEqual(
+      expect.arrayContaining(['conversation_id', 'answer', 'steps', 'usage']),
+    );
+    expect(Object.keys(document.paths)).not.toContain('/metrics');
+  });
+
+  it('serves the page and only the Swagger UI files it loads', async () => {
+    const init = await get('/docs/swagger-ui-init.js', bearer('reader'));
+    expect(init.headers.get('content-type')).toMatch(/^application\/javascript/);
+    expect(await init.text()).toContain('"/diagnostics"');
+    const bundle = await get('/docs/swagger-ui-bundle.js', bearer('reader'));
+    expect(bundle.status).toBe(200);
+    expect((await bundle.text()).length).toBeGreaterThan(100_000);
+    expect((await get('/docs/package.json', bearer('reader'))).status).toBe(404);
+    expect((await get('/docs/swagger-ui-bundle.js')).status).toBe(401);
   });
 
   it('serves them without credentials when docs.public is set', async () => {
